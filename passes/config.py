@@ -1,0 +1,51 @@
+"""Settings: defaults here, then ``instance/config.py``, then ``PASSES_*`` environment variables.
+
+Every setting is listed in the README. Paths that are relative resolve against the working directory
+the app was started from (the project root under ``make run``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    # Flask session/CSRF signing and the barcode MAC key (derived). When unset, a random key file in
+    # the instance folder is used, so a development checkout never runs with a published secret.
+    "SECRET_KEY": None,
+    # SQLAlchemy URL. None means an SQLite file in the instance folder.
+    "DATABASE_URL": None,
+    # Public https origin of this service: used for webServiceURL, links and images in passes.
+    "PUBLIC_URL": "https://127.0.0.1:5000",
+    # Apple Wallet signing material.
+    "APPLE_PASS_TYPE_IDENTIFIER": "pass.dev.loyalpass.demo",
+    "APPLE_TEAM_IDENTIFIER": "LPDEVTEAM1",
+    "APPLE_CERTIFICATE": "certs/pass.pem",
+    "APPLE_PRIVATE_KEY": "certs/pass.key",
+    "APPLE_PRIVATE_KEY_PASSWORD": None,
+    "APPLE_P12": None,
+    "APPLE_P12_PASSWORD": None,
+    "APPLE_WWDR_CERTIFICATE": "certs/wwdr.pem",
+    # Skip loading signing material (pages work, pass downloads answer 503). For tooling only.
+    "APPLE_SIGNING_ENABLED": True,
+    # Support contact shown on the back of every pass when a program has none of its own.
+    "SUPPORT_EMAIL": "support@example.com",
+    # Cookie hardening; SESSION_COOKIE_SECURE is switched on automatically for https PUBLIC_URLs.
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": 3600 * 8,
+    # Largest request body accepted (uploads included).
+    "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
+}
+
+# Settings that arrive as strings from the environment but are booleans.
+BOOLEAN_SETTINGS = ("APPLE_SIGNING_ENABLED", "SESSION_COOKIE_SECURE", "TESTING")
+
+
+def coerce_booleans(config: dict[str, Any]) -> None:
+    """``from_prefixed_env`` parses JSON (``true``); accept ``1``/``yes``/``on`` as well."""
+    for key in BOOLEAN_SETTINGS:
+        value = config.get(key)
+        if isinstance(value, str):
+            config[key] = value.strip().lower() in {"1", "true", "yes", "on"}
+        elif isinstance(value, int) and not isinstance(value, bool):
+            config[key] = bool(value)

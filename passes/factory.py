@@ -1,0 +1,154 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from passes.config import DEFAULTS, coerce_booleans
+from passes.db import make_engine, make_sessionmaker
+from passes.loyalty.barcode import derive_barcode_key
+from passes.mail import Mailer
+from passes.state import AppState
+from passes.wallet.apple.certificates import (
+    CertificateError,
+    SigningMaterial,
+    check_signing_material,
+    load_signing_material,
+)
+from passes.wallet.apple.issuer import ApplePassIssuer
+from passes.wallet.apple.pass_json import PassIdentity
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(Exception):
+    """A setting is wrong; the message is one line naming it."""
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings, database, signing material, blueprints, CLI.
+
+    Outside the ``flask`` command line (gunicorn, tests) bad signing material stops start-up with a
+    ConfigurationError. Under the command line it is recorded instead, so that maintenance commands
+    such as ``passes dev-certs`` run on a fresh checkout; ``passes serve`` then refuses to start.
+    """
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("PASSES")
+    if test_config:
+        app.config.from_mapping(test_config)
+    coerce_booleans(app.config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "secret_key")
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'loyalpass.db'}"
+    public_url = str(app.config["PUBLIC_URL"]).rstrip("/")
+    app.config["PUBLIC_URL"] = public_url
+    if "SESSION_COOKIE_SECURE" not in app.config or app.config["SESSION_COOKIE_SECURE"] is None:
+        app.config["SESSION_COOKIE_SECURE"] = public_url.startswith("https://")
+
+    engine = make_engine(app.config["DATABASE_URL"])
+    apple, apple_error, development = _apple_issuer(app.config, public_url)
+    if apple_error and os.environ.get("FLASK_RUN_FROM_CLI") != "true":
+        raise ConfigurationError(apple_error)
+    if apple_error:
+        log.warning("Apple passes are disabled: %s", apple_error)
+
+    app.extensions["passes"] = AppState(
+        engine=engine,
+        sessionmaker=make_sessionmaker(engine),
+        barcode_key=derive_barcode_key(app.config["SECRET_KEY"]),
+        mailer=Mailer(
+            server=app.config.get("MAIL_SERVER"),
+            port=int(app.config.get("MAIL_PORT", 587)),
+            username=app.config.get("MAIL_USERNAME"),
+            password=app.config.get("MAIL_PASSWORD"),
+            sender=app.config.get("MAIL_SENDER", "loyalpass <no-reply@localhost>"),
+            use_tls=bool(app.config.get("MAIL_USE_TLS", True)),
+        ),
+        apple=apple,
+        apple_error=apple_error,
+        development_certificates=development,
+    )
+
+    CSRFProtect(app)
+    from passes.cli import register_cli
+    from passes.web import register_web
+
+    register_web(app)
+    register_cli(app)
+    return app
+
+
+def _instance_secret(path: Path) -> str:
+    """A random SECRET_KEY kept in the instance folder, made on first start (mode 0600)."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def resolve_path(value: str | os.PathLike[str] | None) -> Path | None:
+    """A configured path; relative paths are taken from the directory the app was started in."""
+    if value in (None, ""):
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else Path.cwd() / path
+
+
+def load_configured_material(config: Mapping[str, Any]) -> SigningMaterial:
+    """Load and check the configured Apple signing material; CertificateError names the setting."""
+    wwdr = resolve_path(config["APPLE_WWDR_CERTIFICATE"])
+    if wwdr is None:
+        raise CertificateError("APPLE_WWDR_CERTIFICATE is not set")
+    material = load_signing_material(
+        certificate=resolve_path(config["APPLE_CERTIFICATE"]),
+        private_key=resolve_path(config["APPLE_PRIVATE_KEY"]),
+        private_key_password=config["APPLE_PRIVATE_KEY_PASSWORD"],
+        p12=resolve_path(config["APPLE_P12"]),
+        p12_password=config["APPLE_P12_PASSWORD"],
+        wwdr=wwdr,
+    )
+    check_signing_material(
+        material,
+        pass_type_identifier=config["APPLE_PASS_TYPE_IDENTIFIER"],
+        team_identifier=config["APPLE_TEAM_IDENTIFIER"],
+        now=datetime.now(UTC),
+    )
+    return material
+
+
+def _apple_issuer(
+    config: Mapping[str, Any], public_url: str
+) -> tuple[ApplePassIssuer | None, str | None, bool]:
+    if not config["APPLE_SIGNING_ENABLED"]:
+        return None, "Apple pass signing is switched off (APPLE_SIGNING_ENABLED)", False
+    try:
+        material = load_configured_material(config)
+    except CertificateError as exc:
+        return None, str(exc), False
+    identity = PassIdentity(
+        pass_type_identifier=material.pass_type_identifier,
+        team_identifier=material.team_identifier,
+        web_service_url=f"{public_url}/passkit" if public_url.startswith("https://") else None,
+    )
+    return ApplePassIssuer(material, identity), None, material.is_development

@@ -1,0 +1,25 @@
+"""The per-process objects the web layer and the CLI share, built once by ``create_app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from passes.mail import Mailer
+from passes.wallet.apple.issuer import ApplePassIssuer
+
+
+@dataclass
+class AppState:
+    """Held in ``app.extensions["passes"]``."""
+
+    engine: Engine
+    sessionmaker: sessionmaker[Session]
+    barcode_key: bytes
+    mailer: Mailer
+    apple: ApplePassIssuer | None
+    # Why passes cannot be signed, when ``apple`` is None (shown by ``serve`` and in 503 answers).
+    apple_error: str | None
+    development_certificates: bool
