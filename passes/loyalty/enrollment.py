@@ -1,0 +1,177 @@
+"""Joining a program: validating what a person typed and issuing their card exactly once."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from passes.db import utcnow
+from passes.loyalty.barcode import barcode_payload
+from passes.loyalty.card_numbers import generate_card_number
+from passes.loyalty.models import Card, Member, Program
+
+NAME_MAX = 120
+PHONE_PATTERN = re.compile(r"^\+?[0-9]{7,15}$")
+
+
+@dataclass(frozen=True)
+class Applicant:
+    """A validated enrollment request."""
+
+    name: str
+    email: str
+    phone: str | None
+    birthday: date | None
+
+
+@dataclass
+class ApplicantErrors(Exception):
+    """Field name → message, for forms to show next to each field."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return "; ".join(f"{name}: {message}" for name, message in self.errors.items())
+
+
+def email_key(email: str) -> str:
+    """The uniqueness key of an address: case does not distinguish people."""
+    return email.casefold()
+
+
+def validate_applicant(
+    *, name: str, email: str, phone: str = "", birthday: str = "", consent: bool, today: date
+) -> Applicant:
+    """Check and normalise raw form input; raise ApplicantErrors naming every bad field at once."""
+    errors: dict[str, str] = {}
+    name = " ".join(name.split())
+    if not name:
+        errors["name"] = "Please enter your name."
+    elif len(name) > NAME_MAX:
+        errors["name"] = f"Please use at most {NAME_MAX} characters."
+
+    normalized_email = ""
+    email = email.strip()
+    if not email:
+        errors["email"] = "Please enter your e-mail address."
+    else:
+        try:
+            normalized_email = validate_email(email, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            errors["email"] = f"This e-mail address is not valid: {exc}"
+
+    normalized_phone: str | None = None
+    phone_digits = re.sub(r"[\s()\-.]", "", phone)
+    if phone_digits:
+        if PHONE_PATTERN.fullmatch(phone_digits):
+            normalized_phone = phone_digits
+        else:
+            errors["phone"] = "Please enter a phone number of 7 to 15 digits, e.g. +79161234567."
+
+    parsed_birthday: date | None = None
+    if birthday.strip():
+        try:
+            parsed_birthday = date.fromisoformat(birthday.strip())
+        except ValueError:
+            errors["birthday"] = "Please enter your birthday as a date, e.g. 1990-04-21."
+        else:
+            if parsed_birthday > today:
+                errors["birthday"] = "Your birthday cannot be in the future."
+            elif parsed_birthday.year < today.year - 120:
+                errors["birthday"] = "Please check the year of your birthday."
+
+    if not consent:
+        errors["consent"] = "Please agree to the program terms to get a card."
+
+    if errors:
+        raise ApplicantErrors(errors)
+    return Applicant(name, normalized_email, normalized_phone, parsed_birthday)
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """The card a person holds after asking to join, and whether it was issued just now."""
+
+    card: Card
+    created: bool
+
+
+def find_card_by_email(session: Session, program: Program, email: str) -> Card | None:
+    """The card of the member with this address in the program, if any."""
+    return session.scalar(
+        select(Card)
+        .join(Member, Card.member_id == Member.id)
+        .where(Member.program_id == program.id, Member.email_key == email_key(email))
+    )
+
+
+def enroll(
+    session: Session,
+    program: Program,
+    applicant: Applicant,
+    *,
+    barcode_key: bytes,
+    now: datetime | None = None,
+) -> Enrollment:
+    """Issue a card, or return the existing one for this e-mail without creating a duplicate.
+
+    The unique (program, e-mail) constraint is the arbiter when two requests race: the loser rolls
+    back to its savepoint and returns the winner's card. Commits are the caller's.
+    """
+    existing = find_card_by_email(session, program, applicant.email)
+    if existing is not None:
+        return Enrollment(existing, created=False)
+    now = now or utcnow()
+    for _attempt in range(8):
+        try:
+            with session.begin_nested():
+                card = _issue_card(session, program, applicant, barcode_key=barcode_key, now=now)
+            return Enrollment(card, created=True)
+        except IntegrityError:
+            existing = find_card_by_email(session, program, applicant.email)
+            if existing is not None:
+                return Enrollment(existing, created=False)
+            # Otherwise a random card number or token collided: draw again.
+    raise RuntimeError("could not allocate a unique card number after 8 attempts")
+
+
+def _issue_card(
+    session: Session, program: Program, applicant: Applicant, *, barcode_key: bytes, now: datetime
+) -> Card:
+    member = Member(
+        program_id=program.id,
+        name=applicant.name,
+        email=applicant.email,
+        email_key=email_key(applicant.email),
+        phone=applicant.phone,
+        birthday=applicant.birthday,
+        consent_at=now,
+        created_at=now,
+    )
+    number = generate_card_number(program.card_prefix)
+    entry_tier = program.tiers[0] if program.tiers else None
+    card = Card(
+        program_id=program.id,
+        member=member,
+        number=number,
+        serial_number=secrets.token_urlsafe(18),
+        authentication_token=secrets.token_urlsafe(32),
+        page_token=secrets.token_urlsafe(24),
+        barcode_payload=barcode_payload(barcode_key, number),
+        points_balance=0,
+        lifetime_spend=0,
+        tier=entry_tier,
+        content_version=1,
+        pass_updated_at=now,
+        created_at=now,
+    )
+    session.add_all([member, card])
+    session.flush()
+    return card

@@ -1,0 +1,48 @@
+"""Thin blueprints, one per kind of user: parse the request, call the domain, render."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask, Response, render_template
+
+from passes.web.context import app_state, close_db
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def register_web(app: Flask) -> None:
+    """Blueprints, error pages, security headers and per-request clean-up."""
+    from passes.web.public import public
+
+    app.register_blueprint(public)
+    app.teardown_appcontext(close_db)
+
+    @app.context_processor
+    def _globals() -> dict[str, object]:
+        return {"development_certificates": app_state().development_certificates}
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        # Card pages carry their credential in the URL: never leak it through Referer.
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        if app.config["PUBLIC_URL"].startswith("https://"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+    for code, title in ((400, "Bad request"), (404, "Not found"), (413, "Too large")):
+        app.register_error_handler(code, _error_page(code, title))
+
+
+def _error_page(code: int, title: str) -> Callable[[Exception], tuple[str, int]]:
+    def handler(error: Exception) -> tuple[str, int]:
+        description = getattr(error, "description", "")
+        return render_template("error.html", code=code, title=title, detail=description), code
+
+    return handler

@@ -1,0 +1,29 @@
+"""Request-scoped access to the shared state: one database session per request."""
+
+from __future__ import annotations
+
+from flask import current_app, g
+from sqlalchemy.orm import Session
+
+from passes.state import AppState
+
+
+def app_state() -> AppState:
+    """The per-process objects built by ``create_app``."""
+    state: AppState = current_app.extensions["passes"]
+    return state
+
+
+def db() -> Session:
+    """This request's session; closed (and rolled back if uncommitted) at teardown."""
+    session: Session | None = g.get("_db_session")
+    if session is None:
+        session = app_state().sessionmaker()
+        g._db_session = session
+    return session
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session: Session | None = g.pop("_db_session", None)
+    if session is not None:
+        session.close()

@@ -1,0 +1,188 @@
+"""Customer pages: join a program, see the card, download it into a wallet. No login: the card
+page's URL carries an unguessable token."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from passes.db import utcnow
+from passes.loyalty.enrollment import ApplicantErrors, enroll, validate_applicant
+from passes.loyalty.models import Card, Program
+from passes.loyalty.view import card_view
+from passes.qr import qr_png, qr_svg
+from passes.web.context import app_state, db
+
+public = Blueprint("public", __name__)
+log = logging.getLogger(__name__)
+
+LINK_RESEND_INTERVAL = timedelta(minutes=10)
+JOIN_FIELDS = ("name", "email", "phone", "birthday")
+
+
+def _program_or_404(slug: str) -> Program:
+    program = db().scalar(select(Program).where(Program.slug == slug))
+    if program is None:
+        abort(404, description="There is no loyalty program at this address.")
+    return program
+
+
+def _card_or_404(token: str) -> Card:
+    card = db().scalar(select(Card).where(Card.page_token == token)) if len(token) < 80 else None
+    if card is None:
+        abort(404, description="This card link is not valid. Ask for a new one on the join page.")
+    return card
+
+
+def card_url(card: Card) -> str:
+    """The card page's public address (sent by e-mail, so absolute)."""
+    from flask import current_app
+
+    return f"{current_app.config['PUBLIC_URL']}/c/{card.page_token}"
+
+
+@public.get("/")
+def index() -> str:
+    programs = db().scalars(select(Program).order_by(Program.name)).all()
+    return render_template("index.html", programs=programs)
+
+
+def _render_join(
+    program: Program, values: dict[str, str], errors: dict[str, str], status: int
+) -> tuple[str, int]:
+    return (
+        render_template("join.html", program=program, values=values, errors=errors),
+        status,
+    )
+
+
+@public.route("/p/<slug>/join", methods=["GET", "POST"])
+def join(slug: str) -> BaseResponse | tuple[str, int]:
+    program = _program_or_404(slug)
+    if request.method == "GET":
+        return _render_join(program, {}, {}, 200)
+
+    values = {name: request.form.get(name, "") for name in JOIN_FIELDS}
+    try:
+        applicant = validate_applicant(
+            **values, consent=request.form.get("consent") == "yes", today=utcnow().date()
+        )
+    except ApplicantErrors as exc:
+        return _render_join(program, values, exc.errors, 422)
+
+    session = db()
+    enrollment = enroll(session, program, applicant, barcode_key=app_state().barcode_key)
+    if enrollment.created:
+        session.commit()
+        return redirect(url_for("public.card_page", token=enrollment.card.page_token), 303)
+
+    # Someone already holds a card for this address: never reveal it here, send its link there.
+    card = enrollment.card
+    now = utcnow()
+    if card.link_sent_at is None or now - card.link_sent_at >= LINK_RESEND_INTERVAL:
+        card.link_sent_at = now
+        session.commit()
+        app_state().mailer.send(
+            card.member.email,
+            f"Your {program.name} card",
+            f"Here is the link to your {program.name} loyalty card:\n\n{card_url(card)}\n\n"
+            "Open it on your phone to add the card to your wallet.",
+        )
+    return (
+        render_template("already_member.html", program=program, email=applicant.email),
+        200,
+    )
+
+
+@public.get("/c/<token>")
+def card_page(token: str) -> str:
+    card = _card_or_404(token)
+    state = app_state()
+    return render_template(
+        "card.html",
+        card=card,
+        view=card_view(card),
+        apple_available=state.apple is not None,
+    )
+
+
+@public.get("/c/<token>/qr.png")
+def card_qr_png(token: str) -> Response:
+    card = _card_or_404(token)
+    return _private(Response(qr_png(card.barcode_payload), mimetype="image/png"))
+
+
+@public.get("/c/<token>/qr.svg")
+def card_qr_svg(token: str) -> Response:
+    card = _card_or_404(token)
+    return _private(Response(qr_svg(card.barcode_payload), mimetype="image/svg+xml"))
+
+
+@public.get("/c/<token>/card.pkpass")
+def card_pass(token: str) -> BaseResponse:
+    card = _card_or_404(token)
+    issuer = app_state().apple
+    if issuer is None:
+        abort(503, description="Apple Wallet passes are not available right now.")
+    view = card_view(card)
+    last_modified = view.updated_at.replace(microsecond=0)
+    since = _if_modified_since()
+    if since is not None and last_modified <= since:
+        response = Response(status=304)
+    else:
+        response = Response(issuer.build(view), mimetype="application/vnd.apple.pkpass")
+        last4 = card.number[-4:]
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="{card.program.slug}-{last4}.pkpass"'
+        )
+    response.headers["Last-Modified"] = format_datetime(last_modified, usegmt=True)
+    return _private(response)
+
+
+def _if_modified_since() -> datetime | None:
+    header = request.headers.get("If-Modified-Since")
+    if not header:
+        return None
+    try:
+        parsed = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def _private(response: Response) -> Response:
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@public.app_errorhandler(CSRFError)
+def csrf_error(error: CSRFError) -> tuple[str, int]:
+    if request.endpoint == "public.join" and request.view_args:
+        program = _program_or_404(str(request.view_args["slug"]))
+        values = {name: request.form.get(name, "") for name in JOIN_FIELDS}
+        message = "Your form expired or came from another site. Please check it and send it again."
+        return _render_join(program, values, {"form": message}, 400)
+    return render_template(
+        "error.html", code=400, title="Bad request", detail=error.description
+    ), 400
+
+
+@public.get("/p/<slug>/theme.css")
+def theme(slug: str) -> Response:
+    """The program's colours as CSS variables (colours are validated #rrggbb, safe to embed)."""
+    program = _program_or_404(slug)
+    css = (
+        ":root{"
+        f"--brand-bg:{program.background_color};"
+        f"--brand-fg:{program.foreground_color};"
+        f"--brand-label:{program.label_color}}}\n"
+    )
+    response = Response(css, mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
