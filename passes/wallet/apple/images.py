@@ -421,7 +421,7 @@ def _encode_png(image: Image.Image) -> bytes:
     pixels = rgba.convert(mode) if mode == "RGB" else rgba
     clean = Image.frombytes(mode, pixels.size, pixels.tobytes())
     buffer = io.BytesIO()
-    clean.save(buffer, format="PNG", compress_level=6)
+    clean.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from passes.wallet.apple.certificates import SigningMaterial
 from passes.wallet.apple.images import render_pass_images
 from passes.wallet.apple.package import StaticFiles, build_pkpass
-from passes.wallet.apple.pass_json import PassIdentity, pass_json
+from passes.wallet.apple.pass_json import PassIdentity, PassJsonTemplate, Shape, shape_of
 from passes.wallet.apple.signature import PassSigner
 from passes.wallet.view import Branding, CardView
 
@@ -19,9 +19,9 @@ DESIGN_CACHE_SIZE = 64
 class ApplePassIssuer:
     """Builds ``.pkpass`` files. Thread-safe; one per process.
 
-    Parsed key and certificates live in the signer; rendered images, their hashes and zip records
-    live in a small LRU keyed by (program, design version), so a redesign is picked up at once and
-    old designs age out.
+    Parsed key and certificates live in the signer. Rendered images, their hashes and zip records,
+    and pass.json templates live in small caches keyed by (program, design version), so a redesign
+    is picked up at once and old designs age out. Cache hits take no lock.
     """
 
     def __init__(self, material: SigningMaterial, identity: PassIdentity) -> None:
@@ -29,16 +29,15 @@ class ApplePassIssuer:
         self.identity = identity
         self.signer = PassSigner(material)
         self._designs: OrderedDict[tuple[str, int], StaticFiles] = OrderedDict()
+        self._templates: OrderedDict[tuple[str, int, Shape], PassJsonTemplate] = OrderedDict()
         self._lock = threading.Lock()
 
     def static_files(self, branding: Branding) -> StaticFiles:
         """The prepared images of ``branding``'s design, rendered on first use."""
         key = (branding.program_key, branding.design_version)
-        with self._lock:
-            cached = self._designs.get(key)
-            if cached is not None:
-                self._designs.move_to_end(key)
-                return cached
+        cached = self._designs.get(key)
+        if cached is not None:
+            return cached
         files = render_pass_images(
             title=branding.program_name,
             background=branding.background_color,
@@ -55,14 +54,21 @@ class ApplePassIssuer:
         return prepared
 
     def pass_json(self, view: CardView) -> bytes:
-        """Just the pass.json bytes (for previews and tests)."""
-        return pass_json(view, self.identity)
+        """The pass.json bytes of ``view``, from the cached template of its design and shape."""
+        branding = view.branding
+        shape = shape_of(view)
+        key = (branding.program_key, branding.design_version, shape)
+        template = self._templates.get(key)
+        if template is None:
+            template = PassJsonTemplate(branding, self.identity, shape)
+            with self._lock:
+                self._templates[key] = template
+                while len(self._templates) > DESIGN_CACHE_SIZE * 4:
+                    self._templates.popitem(last=False)
+        return template.render(view)
 
     def build(self, view: CardView, signing_time: datetime | None = None) -> bytes:
         """A complete signed ``.pkpass`` for ``view``."""
         return build_pkpass(
-            pass_json(view, self.identity),
-            self.static_files(view.branding),
-            self.signer,
-            signing_time,
+            self.pass_json(view), self.static_files(view.branding), self.signer, signing_time
         )

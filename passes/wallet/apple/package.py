@@ -76,21 +76,6 @@ def _central(record: _Record, offset: int) -> bytes:
     )
 
 
-def _zip(records: list[_Record]) -> bytes:
-    chunks: list[bytes] = []
-    central: list[bytes] = []
-    offset = 0
-    for record in records:
-        chunks.append(record.local)
-        central.append(_central(record, offset))
-        offset += len(record.local)
-    directory = b"".join(central)
-    end = END_OF_CENTRAL_DIRECTORY.pack(
-        0x06054B50, 0, 0, len(records), len(records), len(directory), offset, 0
-    )
-    return b"".join(chunks) + directory + end
-
-
 class StaticFiles:
     """The files shared by every pass of one program design, prepared for reuse."""
 
@@ -102,6 +87,15 @@ class StaticFiles:
             raise ValueError("a pass needs icon.png")
         self.names = tuple(sorted(files))
         self.records = [_record(name, files[name]) for name in self.names]
+        # Static entries come first in the zip, so their offsets and central directory records
+        # never change from pass to pass and can be joined as ready-made blobs.
+        central: list[bytes] = []
+        offset = 0
+        for record in self.records:
+            central.append(_central(record, offset))
+            offset += len(record.local)
+        self.local_blob = b"".join(record.local for record in self.records)
+        self.central_blob = b"".join(central)
         hashes = {name: hashlib.sha1(files[name]).hexdigest() for name in self.names}  # noqa: S324
         # The manifest is {"pass.json": "<sha1>", <these entries>}: keep the tail pre-serialised.
         tail = json.dumps(hashes, separators=(",", ":"))
@@ -120,10 +114,25 @@ def build_pkpass(
     """The complete signed ``.pkpass`` bytes."""
     manifest = manifest_for(pass_json, static)
     signature = signer.sign(manifest, signing_time)
-    records = [
+    dynamic = (
         _record("pass.json", pass_json),
-        *static.records,
         _record("manifest.json", manifest),
         _record("signature", signature),
-    ]
-    return _zip(records)
+    )
+    offset = len(static.local_blob)
+    central = []
+    for record in dynamic:
+        central.append(_central(record, offset))
+        offset += len(record.local)
+    count = len(static.records) + len(dynamic)
+    directory_size = len(static.central_blob) + sum(len(entry) for entry in central)
+    end = END_OF_CENTRAL_DIRECTORY.pack(0x06054B50, 0, 0, count, count, directory_size, offset, 0)
+    return b"".join(
+        (
+            static.local_blob,
+            *(record.local for record in dynamic),
+            static.central_blob,
+            *central,
+            end,
+        )
+    )

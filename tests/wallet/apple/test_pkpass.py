@@ -8,7 +8,7 @@ import json
 import re
 import zipfile
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -19,50 +19,10 @@ from passes.wallet.apple.devcerts import DevChain
 from passes.wallet.apple.issuer import ApplePassIssuer
 from passes.wallet.apple.package import StaticFiles, build_pkpass
 from passes.wallet.apple.pass_json import PassIdentity, pass_dict, w3c_date
-from passes.wallet.view import Branding, CardView, Location, Offer
 from pkpass_check import openssl_verify, unpack, verify_pkpass
+from support import IDENTITY, make_view
 
 W3C = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)$")
-
-
-def make_view(**overrides: object) -> CardView:
-    branding = Branding(
-        program_key="zerno",
-        design_version=1,
-        organization_name="Кофейня «Зерно»",
-        program_name="Зерно",
-        description="Карта лояльности кофейни «Зерно»",
-        background_color="#3b2a20",
-        foreground_color="#ffffff",
-        label_color="#e8d5b5",
-        logo_image=None,
-        icon_image=None,
-        strip_image=None,
-        points_label="Баллы",
-        terms="1 балл за каждые 10 ₽.",
-        support_email="hello@zerno.example",
-        support_phone="+7 495 000-00-00",
-        website=None,
-        locations=tuple(Location(55.75 + i / 100, 37.6, f"Store {i}") for i in range(12)),
-    )
-    view = CardView(
-        branding=branding,
-        serial_number="s3rial-Number-Random-24c",
-        authentication_token="a" * 43,
-        card_number="7701234567890128",
-        display_number="7701 2345 6789 0128",
-        barcode_payload="7701234567890128.AbCdEfGh",
-        member_name="Анна Смирнова",
-        points_balance=1234,
-        tier_name="Гурман",
-        offers=(Offer("coffee", "Free coffee", "Every 10th coffee is on us"),),
-        member_since=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
-        updated_at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
-    )
-    return replace(view, **overrides)  # type: ignore[arg-type]
-
-
-IDENTITY = PassIdentity("pass.dev.loyalpass.test", "LPTEST0001", "https://loyalpass.test/passkit")
 
 
 def test_signed_pass_verifies_with_openssl_and_manifest_is_exact(
