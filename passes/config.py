@@ -14,8 +14,9 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,
     # SQLAlchemy URL. None means an SQLite file in the instance folder.
     "DATABASE_URL": None,
-    # Public https origin of this service: used for webServiceURL, links and images in passes.
-    "PUBLIC_URL": "https://127.0.0.1:5000",
+    # Public origin of this service: links in e-mails, and the passes' webServiceURL. Passes only
+    # update themselves when it is https (Apple's rule); the development default is plain http.
+    "PUBLIC_URL": "http://127.0.0.1:5000",
     # Apple Wallet signing material.
     "APPLE_PASS_TYPE_IDENTIFIER": "pass.dev.loyalpass.demo",
     "APPLE_TEAM_IDENTIFIER": "LPDEVTEAM1",
@@ -27,9 +28,15 @@ DEFAULTS: dict[str, Any] = {
     "APPLE_WWDR_CERTIFICATE": "certs/wwdr.pem",
     # Skip loading signing material (pages work, pass downloads answer 503). For tooling only.
     "APPLE_SIGNING_ENABLED": True,
-    # Support contact shown on the back of every pass when a program has none of its own.
-    "SUPPORT_EMAIL": "support@example.com",
-    # Cookie hardening; SESSION_COOKIE_SECURE is switched on automatically for https PUBLIC_URLs.
+    # Outgoing e-mail (the card link for people who join twice). No server: logged instead.
+    "MAIL_SERVER": None,
+    "MAIL_PORT": 587,
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_SENDER": "loyalpass <no-reply@localhost>",
+    "MAIL_USE_TLS": True,
+    # Cookie hardening; SESSION_COOKIE_SECURE follows PUBLIC_URL's scheme unless set.
+    "SESSION_COOKIE_SECURE": None,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": 3600 * 8,
@@ -38,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Settings that arrive as strings from the environment but are booleans.
-BOOLEAN_SETTINGS = ("APPLE_SIGNING_ENABLED", "SESSION_COOKIE_SECURE", "TESTING")
+BOOLEAN_SETTINGS = ("APPLE_SIGNING_ENABLED", "MAIL_USE_TLS", "SESSION_COOKIE_SECURE", "TESTING")
 
 
 def coerce_booleans(config: dict[str, Any]) -> None:

@@ -62,7 +62,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'loyalpass.db'}"
     public_url = str(app.config["PUBLIC_URL"]).rstrip("/")
     app.config["PUBLIC_URL"] = public_url
-    if "SESSION_COOKIE_SECURE" not in app.config or app.config["SESSION_COOKIE_SECURE"] is None:
+    if app.config["SESSION_COOKIE_SECURE"] is None:
         app.config["SESSION_COOKIE_SECURE"] = public_url.startswith("https://")
 
     engine = make_engine(app.config["DATABASE_URL"])
@@ -70,19 +70,20 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if apple_error and os.environ.get("FLASK_RUN_FROM_CLI") != "true":
         raise ConfigurationError(apple_error)
     if apple_error:
-        log.warning("Apple passes are disabled: %s", apple_error)
+        # Under the CLI this is expected before `passes dev-certs`; `passes serve` refuses to start.
+        log.info("Apple passes are disabled: %s", apple_error)
 
     app.extensions["passes"] = AppState(
         engine=engine,
         sessionmaker=make_sessionmaker(engine),
         barcode_key=derive_barcode_key(app.config["SECRET_KEY"]),
         mailer=Mailer(
-            server=app.config.get("MAIL_SERVER"),
-            port=int(app.config.get("MAIL_PORT", 587)),
-            username=app.config.get("MAIL_USERNAME"),
-            password=app.config.get("MAIL_PASSWORD"),
-            sender=app.config.get("MAIL_SENDER", "loyalpass <no-reply@localhost>"),
-            use_tls=bool(app.config.get("MAIL_USE_TLS", True)),
+            server=app.config["MAIL_SERVER"],
+            port=int(app.config["MAIL_PORT"]),
+            username=app.config["MAIL_USERNAME"],
+            password=app.config["MAIL_PASSWORD"],
+            sender=app.config["MAIL_SENDER"],
+            use_tls=app.config["MAIL_USE_TLS"],
         ),
         apple=apple,
         apple_error=apple_error,
