@@ -42,7 +42,7 @@ class Program(Base):
     support_email: Mapped[str | None] = mapped_column(String(254))
     support_phone: Mapped[str | None] = mapped_column(String(32))
     website: Mapped[str | None] = mapped_column(String(200))
-    # Bumped on every change to what all of the program's passes show (branding, terms, stores).
+    # Bumped by loyalty.pass_versions on any change to what all of its passes show.
     design_version: Mapped[int] = mapped_column(Integer, default=1)
     design_updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -137,7 +137,7 @@ class Card(Base):
     points_balance: Mapped[int] = mapped_column(Integer, default=0)
     lifetime_spend: Mapped[int] = mapped_column(Integer, default=0)
     tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id", ondelete="SET NULL"))
-    # Bumped, with pass_updated_at, whenever anything this card's pass shows changes.
+    # Bumped with pass_updated_at by loyalty.pass_versions when anything its pass shows changes.
     content_version: Mapped[int] = mapped_column(Integer, default=1)
     pass_updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     link_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

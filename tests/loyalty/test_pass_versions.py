@@ -1,0 +1,87 @@
+"""Anything a pass shows changes its version; anything else does not."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from factories import make_card, make_program
+from passes.loyalty.models import Card, Program, Store
+
+
+@pytest.fixture
+def card(db_session: Session) -> Card:
+    program = make_program(db_session)
+    card = make_card(db_session, program)
+    db_session.commit()
+    # Move the stored times into the past so a bump is visible even within the same second.
+    card.pass_updated_at -= timedelta(days=1)
+    program.design_updated_at -= timedelta(days=1)
+    db_session.commit()
+    return card
+
+
+def snapshot(card: Card) -> tuple[int, object, int, object]:
+    program: Program = card.program
+    return (
+        card.content_version,
+        card.pass_updated_at,
+        program.design_version,
+        program.design_updated_at,
+    )
+
+
+def test_balance_change_bumps_the_card(db_session: Session, card: Card) -> None:
+    version, updated, design, _ = snapshot(card)
+    card.points_balance += 10
+    db_session.commit()
+    assert card.content_version == version + 1 and card.pass_updated_at > updated
+    assert card.program.design_version == design
+
+
+def test_tier_change_and_member_rename_bump_the_card(db_session: Session, card: Card) -> None:
+    version = card.content_version
+    card.tier = card.program.tiers[1]
+    db_session.commit()
+    card.member.name = "Анна Иванова"
+    db_session.commit()
+    assert card.content_version == version + 2
+
+
+def test_design_change_bumps_the_program_not_each_card(db_session: Session, card: Card) -> None:
+    version, _, design, design_updated = snapshot(card)
+    card.program.background_color = "#003366"
+    db_session.commit()
+    assert card.program.design_version == design + 1
+    assert card.program.design_updated_at > design_updated
+    assert card.content_version == version
+
+
+def test_store_added_moved_or_removed_bumps_the_design(db_session: Session, card: Card) -> None:
+    program = card.program
+    design = program.design_version
+    program.stores.append(Store(name="New store", latitude=55.7, longitude=37.5))
+    db_session.commit()
+    program.stores[0].latitude = 55.0
+    db_session.commit()
+    program.stores.remove(program.stores[0])
+    db_session.commit()
+    assert program.design_version == design + 3
+
+
+def test_tier_rename_bumps_the_design(db_session: Session, card: Card) -> None:
+    design = card.program.design_version
+    card.program.tiers[0].name = "Новичок"
+    db_session.commit()
+    assert card.program.design_version == design + 1
+
+
+def test_changes_that_no_pass_shows_do_not_bump(db_session: Session, card: Card) -> None:
+    before = snapshot(card)
+    card.link_sent_at = card.pass_updated_at
+    card.member.phone = "+79990001122"
+    card.program.slug = card.program.slug + "-renamed"
+    db_session.commit()
+    assert snapshot(card) == before
