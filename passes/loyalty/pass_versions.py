@@ -1,24 +1,41 @@
 """Keep pass versions honest: any change to what a pass shows bumps its version and time.
 
 Done in one ``before_flush`` hook rather than in each code path, so a future feature that edits a
-balance, a member's name or a program's colours cannot forget it. Wallet updates (Apple's
-``passesUpdatedSince``, Last-Modified) are only as correct as these versions.
+balance, a member's name or a program's colours cannot forget it. Wallets are only as current as
+these versions: Apple devices send back ``Last-Modified`` as ``If-Modified-Since`` (whole seconds),
+so every change moves a pass's effective time (the later of card and design time) to a later whole
+second, even when several changes fall within one second.
+
+Bulk ``UPDATE`` statements bypass the ORM and this hook; code that issues them must call
+:func:`bump_card` / :func:`bump_design` semantics itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
 from passes.db import utcnow
 from passes.loyalty.models import Card, Member, Program, Store, Tier
 
+SECOND = timedelta(seconds=1)
+
+Owner = Callable[[Session, Any], "Program | Card | None"]
+
+
+def _program_of(session: Session, row: Store | Tier) -> Program | None:
+    if row.program is not None:
+        return row.program
+    return session.get(Program, row.program_id) if row.program_id else None
+
+
 # What each kind of row contributes to a pass, and whose version a change to it bumps.
 # Program collections (stores, tiers) count too: adding or removing a store changes every pass.
-WATCHED: dict[type, tuple[frozenset[str], Callable[[Any], Program | Card | None]]] = {
+WATCHED: dict[type, tuple[frozenset[str], Owner]] = {
     Program: (
         frozenset(
             {
@@ -40,43 +57,61 @@ WATCHED: dict[type, tuple[frozenset[str], Callable[[Any], Program | Card | None]
                 "tiers",
             }
         ),
-        lambda program: program,
+        lambda _session, program: program,
     ),
-    Store: (
-        frozenset({"name", "latitude", "longitude", "relevant_text"}),
-        lambda store: store.program,
+    Store: (frozenset({"name", "latitude", "longitude", "relevant_text"}), _program_of),
+    Tier: (frozenset({"name"}), _program_of),
+    Card: (
+        frozenset({"points_balance", "tier", "tier_id", "number", "barcode_payload"}),
+        lambda _session, card: card,
     ),
-    Tier: (frozenset({"name"}), lambda tier: tier.program),
-    Card: (frozenset({"points_balance", "tier", "barcode_payload"}), lambda card: card),
-    Member: (frozenset({"name"}), lambda member: member.card),
+    Member: (frozenset({"name"}), lambda _session, member: member.card),
 }
 
 
-def bump_design(program: Program) -> None:
-    program.design_version = (program.design_version or 0) + 1
-    program.design_updated_at = utcnow()
+def _next_second(*previous: datetime | None) -> datetime:
+    """Now, in whole seconds, but strictly after every given time."""
+    candidate = utcnow().replace(microsecond=0)
+    for moment in previous:
+        if moment is not None:
+            candidate = max(candidate, moment.replace(microsecond=0) + SECOND)
+    return candidate
 
 
 def bump_card(card: Card) -> None:
-    card.content_version = (card.content_version or 0) + 1
-    card.pass_updated_at = utcnow()
+    """New content version; the pass's effective time moves past both card and design times."""
+    card.content_version = Card.content_version + 1  # in SQL: concurrent bumps both count
+    card.pass_updated_at = _next_second(card.pass_updated_at, card.program.design_updated_at)
+
+
+def bump_design(session: Session, program: Program) -> None:
+    """New design version; its time moves past every card's time, so every pass looks newer."""
+    newest_card = session.scalar(
+        select(func.max(Card.pass_updated_at)).where(Card.program_id == program.id)
+    )
+    program.design_version = Program.design_version + 1
+    program.design_updated_at = _next_second(program.design_updated_at, newest_card)
 
 
 @event.listens_for(Session, "before_flush")
 def _bump_versions(session: Session, _context: Any, _instances: Any) -> None:
-    targets: set[Program | Card] = set()
-    for instance in session.dirty:
-        watched = WATCHED.get(type(instance))
-        if watched is None or not session.is_modified(instance):
-            continue
-        fields, owner = watched
-        state = inspect(instance)
-        if any(state.attrs[name].history.has_changes() for name in fields):
-            target = owner(instance)
-            if target is not None and target in session and target not in session.new:
-                targets.add(target)
-    for target in targets:
-        if isinstance(target, Program):
-            bump_design(target)
-        else:
-            bump_card(target)
+    targets: set[Program | Card | None] = set()
+    with session.no_autoflush:
+        for instance in session.dirty:
+            watched = WATCHED.get(type(instance))
+            if watched is None or not session.is_modified(instance):
+                continue
+            fields, owner = watched
+            state = inspect(instance)
+            if any(state.attrs[name].history.has_changes() for name in fields):
+                targets.add(owner(session, instance))
+        for instance in (*session.new, *session.deleted):
+            if isinstance(instance, Store | Tier):
+                targets.add(_program_of(session, instance))
+        for target in targets:
+            if target is None or target in session.new or target in session.deleted:
+                continue
+            if isinstance(target, Program):
+                bump_design(session, target)
+            else:
+                bump_card(target)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 
 import pytest
 from sqlalchemy.orm import Session
 
 from factories import make_card, make_program
-from passes.loyalty.models import Card, Program, Store
+from passes.loyalty.models import Card, Program, Store, Tier
 
 
 @pytest.fixture
@@ -16,11 +16,12 @@ def card(db_session: Session) -> Card:
     program = make_program(db_session)
     card = make_card(db_session, program)
     db_session.commit()
-    # Move the stored times into the past so a bump is visible even within the same second.
-    card.pass_updated_at -= timedelta(days=1)
-    program.design_updated_at -= timedelta(days=1)
-    db_session.commit()
     return card
+
+
+def effective(card: Card) -> datetime:
+    """What Last-Modified is built from."""
+    return max(card.pass_updated_at, card.program.design_updated_at)
 
 
 def snapshot(card: Card) -> tuple[int, object, int, object]:
@@ -85,3 +86,41 @@ def test_changes_that_no_pass_shows_do_not_bump(db_session: Session, card: Card)
     card.program.slug = card.program.slug + "-renamed"
     db_session.commit()
     assert snapshot(card) == before
+
+
+def test_changes_within_one_second_still_move_the_pass_time_forward(
+    db_session: Session, card: Card
+) -> None:
+    times = [effective(card)]
+    for step in range(4):  # far quicker than a second
+        card.points_balance += 1
+        db_session.commit()
+        times.append(effective(card))
+        card.program.terms = f"terms {step}"
+        db_session.commit()
+        times.append(effective(card))
+    whole_seconds = [moment.replace(microsecond=0) for moment in times]
+    assert whole_seconds == sorted(set(whole_seconds)), "every change needs a later whole second"
+
+
+def test_tier_id_and_number_changes_bump_the_card(db_session: Session, card: Card) -> None:
+    version = card.content_version
+    card.tier_id = card.program.tiers[1].id
+    db_session.commit()
+    card.number = card.number[:-2] + "00"
+    db_session.commit()
+    assert card.content_version == version + 2
+
+
+def test_stores_and_tiers_added_or_deleted_directly_bump_the_design(
+    db_session: Session, card: Card
+) -> None:
+    program = card.program
+    design = program.design_version
+    db_session.add(Store(program_id=program.id, name="By id", latitude=1.0, longitude=2.0))
+    db_session.commit()
+    db_session.delete(program.stores[0])
+    db_session.commit()
+    db_session.add(Tier(program_id=program.id, position=9, name="Кофеман"))
+    db_session.commit()
+    assert program.design_version == design + 3
