@@ -27,18 +27,24 @@ class Mailer:
     use_tls: bool = True
     timeout: float = 10.0
 
-    def send(self, to: str, subject: str, body: str) -> None:
+    def send(self, to: str, subject: str, body: str) -> bool:
+        """True when an SMTP server accepted the message, False when it only went to the log.
+
+        Raises ``smtplib.SMTPException`` or ``OSError`` when the server cannot be reached or
+        refuses the message.
+        """
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = to
         message["Subject"] = subject
         message.set_content(body)
         if not self.server:
-            log.info("MAIL_SERVER not set; not sending to %s: %s\n%s", to, subject, body)
-            return
+            log.warning("MAIL_SERVER is not set; mail to %s not sent: %s\n%s", to, subject, body)
+            return False
         with smtplib.SMTP(self.server, self.port, timeout=self.timeout) as smtp:
             if self.use_tls:
                 smtp.starttls(context=ssl.create_default_context())
             if self.username:
                 smtp.login(self.username, self.password or "")
             smtp.send_message(message)
+        return True

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine
@@ -21,7 +22,7 @@ from passes.state import AppState
 from passes.wallet.apple.certificates import SigningMaterial, load_signing_material
 from passes.wallet.apple.devcerts import DevChain, create_dev_chain
 from postgres import Cluster, start_cluster
-from support import PASS_TYPE_IDENTIFIER, TEAM_IDENTIFIER, app_config
+from support import PASS_TYPE_IDENTIFIER, TEAM_IDENTIFIER, Inbox, app_config, free_port
 
 ENGINES = ("sqlite", "postgresql")
 
@@ -154,3 +155,16 @@ def openssl() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    """A real SMTP server on loopback: (port, inbox)."""
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, inbox
+    finally:
+        controller.stop()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from flask.testing import FlaskClient
 
 from passes.wallet.apple.devcerts import DevChain
@@ -84,3 +86,22 @@ def make_view(**overrides: object) -> CardView:
 
 
 IDENTITY = PassIdentity("pass.dev.loyalpass.test", "LPTEST0001", "https://loyalpass.test/passkit")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for "server unreachable" tests)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 OK"

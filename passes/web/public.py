@@ -4,6 +4,7 @@ page's URL carries an unguessable token."""
 from __future__ import annotations
 
 import logging
+import smtplib
 from datetime import datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -83,21 +84,36 @@ def join(slug: str) -> BaseResponse | tuple[str, int]:
         return redirect(url_for("public.card_page", token=enrollment.card.page_token), 303)
 
     # Someone already holds a card for this address: never reveal it here, send its link there.
-    card = enrollment.card
+    outcome, status = _resend_card_link(enrollment.card, program)
+    return (
+        render_template(
+            "already_member.html", program=program, email=applicant.email, outcome=outcome
+        ),
+        status,
+    )
+
+
+def _resend_card_link(card: Card, program: Program) -> tuple[str, int]:
+    """Mail the card's link unless one went out recently; ``link_sent_at`` moves only on success.
+
+    Outcomes: "sent", "logged" (no mail server configured), "recent", "failed".
+    """
     now = utcnow()
-    if card.link_sent_at is None or now - card.link_sent_at >= LINK_RESEND_INTERVAL:
-        card.link_sent_at = now
-        session.commit()
-        app_state().mailer.send(
+    if card.link_sent_at is not None and now - card.link_sent_at < LINK_RESEND_INTERVAL:
+        return "recent", 200
+    try:
+        delivered = app_state().mailer.send(
             card.member.email,
             f"Your {program.name} card",
             f"Here is the link to your {program.name} loyalty card:\n\n{card_url(card)}\n\n"
             "Open it on your phone to add the card to your wallet.",
         )
-    return (
-        render_template("already_member.html", program=program, email=applicant.email),
-        200,
-    )
+    except (smtplib.SMTPException, OSError):
+        log.exception("could not send the card link of card %s", card.id)
+        return "failed", 503
+    card.link_sent_at = now
+    db().commit()
+    return ("sent" if delivered else "logged"), 200
 
 
 @public.get("/c/<token>")

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
 
 from factories import make_program
 from passes.loyalty.models import Card, Member, Program
-from support import csrf_token
+from passes.mail import Mailer
+from passes.state import AppState
+from support import Inbox, csrf_token, free_port
 
 
 @pytest.fixture
@@ -98,29 +99,61 @@ def test_missing_or_wrong_csrf_token_is_refused_with_the_form(
     assert count(db_session, Card) == 0
 
 
-def test_joining_twice_never_duplicates_and_mails_the_existing_link(
-    client: FlaskClient,
-    program: Program,
-    db_session: Session,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def use_mailer(app: Flask, port: int | None) -> None:
+    state: AppState = app.extensions["passes"]
+    server = "127.0.0.1" if port else None
+    state.mailer = Mailer(server, port or 0, None, None, "shop@example.com", use_tls=False)
+
+
+def join_twice(client: FlaskClient, program: Program, **fields: str) -> tuple[str, TestResponse]:
     first = client.post(f"/p/{program.slug}/join", data=form(client, program))
     assert first.status_code == 303
     token = first.headers["Location"].rsplit("/", 1)[1]
-    caplog.set_level(logging.INFO, logger="passes.mail")
-    again = client.post(
-        f"/p/{program.slug}/join", data=form(client, program, email="ANNA@example.com")
-    )
+    again = client.post(f"/p/{program.slug}/join", data=form(client, program, **fields))
+    return token, again
+
+
+def test_joining_twice_never_duplicates_and_mails_the_existing_link(
+    app: Flask, client: FlaskClient, program: Program, db_session: Session, smtp: tuple[int, Inbox]
+) -> None:
+    port, inbox = smtp
+    use_mailer(app, port)
+    token, again = join_twice(client, program, email="ANNA@example.com")
     html = again.get_data(as_text=True)
     assert again.status_code == 200
-    assert "already a Зерно card" in html
+    assert "We have e-mailed the link" in html and "already a Зерно card" in html
     assert token not in html  # the page never reveals someone else's card
     assert count(db_session, Card) == 1 and count(db_session, Member) == 1
-    mails = [r.getMessage() for r in caplog.records if r.name == "passes.mail"]
-    assert len(mails) == 1 and f"https://loyalpass.test/c/{token}" in mails[0]
-    # A third attempt within the resend interval does not send another mail.
-    client.post(f"/p/{program.slug}/join", data=form(client, program))
-    assert len([r for r in caplog.records if r.name == "passes.mail"]) == 1
+    [envelope] = inbox.envelopes
+    assert envelope.rcpt_tos == ["anna@example.com"]
+    assert f"https://loyalpass.test/c/{token}".encode() in envelope.content  # type: ignore[operator]
+    # Within the resend interval: no second mail, and the page says so.
+    third = client.post(f"/p/{program.slug}/join", data=form(client, program))
+    assert "a few minutes ago" in third.get_data(as_text=True)
+    assert len(inbox.envelopes) == 1
+
+
+def test_failed_mail_is_reported_and_can_be_retried(
+    app: Flask, client: FlaskClient, program: Program, db_session: Session, smtp: tuple[int, Inbox]
+) -> None:
+    use_mailer(app, free_port())  # nothing listens there
+    _, failed = join_twice(client, program)
+    assert failed.status_code == 503
+    assert "send its link just now" in failed.get_data(as_text=True)
+    assert db_session.scalars(select(Card)).one().link_sent_at is None
+    port, inbox = smtp
+    use_mailer(app, port)
+    retried = client.post(f"/p/{program.slug}/join", data=form(client, program))
+    assert retried.status_code == 200 and len(inbox.envelopes) == 1
+
+
+def test_without_mail_server_the_page_says_the_link_is_in_the_log(
+    app: Flask, client: FlaskClient, program: Program, caplog: pytest.LogCaptureFixture
+) -> None:
+    use_mailer(app, None)
+    token, again = join_twice(client, program)
+    assert "written to the server's log" in again.get_data(as_text=True)
+    assert f"https://loyalpass.test/c/{token}" in caplog.text  # WARNING: visible by default
 
 
 def test_unknown_program_is_404(client: FlaskClient, app: Flask) -> None:
