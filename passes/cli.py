@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -116,9 +117,10 @@ def serve(host: str, port: int, no_scheduler: bool) -> None:
 
     from passes.jobs import build_scheduler
 
-    state = _state()
-    if state.apple_error:
-        raise click.ClickException(f"cannot start: {state.apple_error}")
+    # create_app has already refused to start with bad signing material (not a maintenance command).
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     scheduler = None if no_scheduler else build_scheduler(app)
     if scheduler is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,9 +39,9 @@ class ConfigurationError(Exception):
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings, database, signing material, blueprints, CLI.
 
-    Outside the ``flask`` command line (gunicorn, tests) bad signing material stops start-up with a
-    ConfigurationError. Under the command line it is recorded instead, so that maintenance commands
-    such as ``passes dev-certs`` run on a fresh checkout; ``passes serve`` then refuses to start.
+    Bad signing material stops start-up with a ConfigurationError (gunicorn, ``flask run``,
+    ``flask passes serve``, tests), except for the maintenance commands that must work on a fresh
+    checkout before certificates exist (``passes init-db``, ``passes dev-certs``, …).
     """
     app = Flask(
         __name__,
@@ -67,10 +68,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     engine = make_engine(app.config["DATABASE_URL"])
     apple, apple_error, development = _apple_issuer(app.config, public_url)
-    if apple_error and os.environ.get("FLASK_RUN_FROM_CLI") != "true":
+    if apple_error and not running_maintenance_command():
         raise ConfigurationError(apple_error)
     if apple_error:
-        # Under the CLI this is expected before `passes dev-certs`; `passes serve` refuses to start.
         log.info("Apple passes are disabled: %s", apple_error)
 
     app.extensions["passes"] = AppState(
@@ -86,7 +86,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             use_tls=app.config["MAIL_USE_TLS"],
         ),
         apple=apple,
-        apple_error=apple_error,
         development_certificates=development,
     )
 
@@ -97,6 +96,22 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_web(app)
     register_cli(app)
     return app
+
+
+MAINTENANCE_COMMANDS = frozenset({"init-db", "dev-certs", "demo", "new-migration"})
+
+
+def running_maintenance_command(argv: list[str] | None = None) -> bool:
+    """True for ``flask … passes <maintenance command>`` and ``--help``: they need no signing."""
+    if os.environ.get("FLASK_RUN_FROM_CLI") != "true":
+        return False
+    args = (sys.argv if argv is None else argv)[1:]
+    if "--help" in args or "-h" in args:
+        return True
+    if "passes" not in args:
+        return False
+    following = args[args.index("passes") + 1 :]
+    return bool(following) and following[0] in MAINTENANCE_COMMANDS
 
 
 def _instance_secret(path: Path) -> str:
@@ -142,7 +157,8 @@ def _apple_issuer(
     config: Mapping[str, Any], public_url: str
 ) -> tuple[ApplePassIssuer | None, str | None, bool]:
     if not config["APPLE_SIGNING_ENABLED"]:
-        return None, "Apple pass signing is switched off (APPLE_SIGNING_ENABLED)", False
+        log.warning("APPLE_SIGNING_ENABLED is off: pass downloads answer 503")
+        return None, None, False
     try:
         material = load_configured_material(config)
     except CertificateError as exc:

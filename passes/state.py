@@ -19,7 +19,6 @@ class AppState:
     sessionmaker: sessionmaker[Session]
     barcode_key: bytes
     mailer: Mailer
+    # None when signing is switched off, or during maintenance commands without certificates.
     apple: ApplePassIssuer | None
-    # Why passes cannot be signed, when ``apple`` is None (shown by ``serve`` and in 503 answers).
-    apple_error: str | None
     development_certificates: bool

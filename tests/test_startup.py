@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from passes import ConfigurationError, create_app
+from passes.factory import running_maintenance_command
 from passes.wallet.apple.devcerts import DevChain, create_dev_chain
 from support import app_config
 
@@ -114,10 +115,50 @@ def flask(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_make_run_steps_work_from_a_fresh_directory(tmp_path: Path) -> None:
-    refused = flask(tmp_path, "serve")
-    assert refused.returncode != 0 and "cannot start: APPLE_CERTIFICATE" in refused.stderr
+def test_serving_commands_refuse_bad_material_but_maintenance_commands_run(
+    tmp_path: Path,
+) -> None:
+    for command in (["passes", "serve", "--port", "1"], ["run", "--port", "1"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", str(ROOT / "app.py"), *command],
+            cwd=tmp_path,
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1, command
+        assert (
+            result.stderr.strip()
+            .splitlines()[-1]
+            .startswith("loyalpass: cannot start: APPLE_CERTIFICATE")
+        ), result.stderr
+    assert flask(tmp_path, "init-db").returncode == 0
 
+
+@pytest.mark.parametrize(
+    ("argv", "maintenance"),
+    [
+        (["flask", "--app", "app", "passes", "init-db"], True),
+        (["flask", "passes", "dev-certs", "--if-missing"], True),
+        (["flask", "passes", "demo"], True),
+        (["flask", "passes", "--help"], True),
+        (["flask", "passes", "serve"], False),
+        (["flask", "run"], False),
+        (["flask", "shell"], False),
+        (["flask", "passes"], False),
+    ],
+)
+def test_only_maintenance_commands_may_start_without_signing_material(
+    argv: list[str], maintenance: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
+    assert running_maintenance_command(argv) is maintenance
+    monkeypatch.delenv("FLASK_RUN_FROM_CLI")
+    assert running_maintenance_command(argv) is False  # gunicorn, tests: never
+
+
+def test_make_run_steps_work_from_a_fresh_directory(tmp_path: Path) -> None:
     assert flask(tmp_path, "init-db").returncode == 0
     made = flask(tmp_path, "dev-certs", "--if-missing")
     assert made.returncode == 0, made.stderr
