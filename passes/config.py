@@ -12,6 +12,9 @@ DEFAULTS: dict[str, Any] = {
     # Flask session/CSRF signing and the barcode MAC key (derived). When unset, a random key file in
     # the instance folder is used, so a development checkout never runs with a published secret.
     "SECRET_KEY": None,
+    # Key of the QR codes' MAC. Unset: derived from SECRET_KEY. Set it (any long random string)
+    # before going live, so SECRET_KEY can be rotated without every issued QR code reading as typed.
+    "BARCODE_KEY": None,
     # SQLAlchemy URL. None means an SQLite file in the instance folder.
     "DATABASE_URL": None,
     # Public origin of this service: links in e-mails, and the passes' webServiceURL. Passes only

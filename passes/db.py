@@ -59,8 +59,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 def _configure_sqlite(engine: Engine) -> None:
     """Let SQLAlchemy own transactions on pysqlite (needed for SAVEPOINT) and set sane pragmas.
 
-    pysqlite's own implicit BEGIN handling breaks savepoints and defers locking; with
-    ``isolation_level = None`` SQLAlchemy emits BEGIN itself.
+    pysqlite's own implicit BEGIN handling breaks savepoints; with ``isolation_level = None``
+    SQLAlchemy emits BEGIN itself. Transactions begin IMMEDIATE: writers queue on the database lock
+    (busy_timeout) instead of failing with SQLITE_BUSY when a read upgrades to a write, which
+    serialises read-modify-write sequences such as "find the member, else insert". WAL keeps
+    plain reads outside transactions concurrent.
     """
 
     @event.listens_for(engine, "connect")
@@ -76,7 +79,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

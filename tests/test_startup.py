@@ -175,3 +175,28 @@ def test_make_run_steps_work_from_a_fresh_directory(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout  # idempotent: same members, same card links
     assert first.stdout.count("/c/") == 3 and "/p/zerno/join" in first.stdout
+
+
+def test_https_public_url_makes_cookies_secure(dev_chain: DevChain, tmp_path: Path) -> None:
+    app = create_app(app_config(dev_chain, f"sqlite:///{tmp_path / 'c.db'}"))
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    with app.test_request_context():
+        from flask import session
+
+        session["x"] = 1
+        response = app.make_response("ok")
+        app.session_interface.save_session(app, session, response)  # type: ignore[arg-type]
+    assert "Secure" in response.headers["Set-Cookie"]
+    plain = create_app(
+        app_config(dev_chain, f"sqlite:///{tmp_path / 'd.db'}", PUBLIC_URL="http://127.0.0.1:5000")
+    )
+    assert plain.config["SESSION_COOKIE_SECURE"] is False
+
+
+def test_barcode_key_setting_replaces_the_secret_key_derivation(dev_chain: DevChain) -> None:
+    from passes.loyalty.barcode import derive_barcode_key
+
+    derived = create_app(app_config(dev_chain, "sqlite://")).extensions["passes"].barcode_key
+    explicit = create_app(app_config(dev_chain, "sqlite://", BARCODE_KEY="separate-barcode-key"))
+    assert derived == derive_barcode_key("test-secret-key-not-for-production")
+    assert explicit.extensions["passes"].barcode_key == derive_barcode_key("separate-barcode-key")
