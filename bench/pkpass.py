@@ -17,61 +17,26 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from passes.wallet.apple.certificates import load_signing_material
+from passes.wallet.apple.certificates import load_dev_chain_material
 from passes.wallet.apple.devcerts import create_dev_chain
 from passes.wallet.apple.images import render_pass_images
 from passes.wallet.apple.issuer import ApplePassIssuer
 from passes.wallet.apple.pass_json import PassIdentity, pass_json
 from passes.wallet.apple.signature import reference_sign
-from passes.wallet.view import Branding, CardView, Location
+from passes.wallet.sample import sample_card_view
+from passes.wallet.view import CardView
 
 
 def views(count: int) -> list[CardView]:
-    branding = Branding(
-        program_key="zerno",
-        design_version=1,
-        organization_name="Кофейня «Зерно»",
-        program_name="Зерно",
-        description="Карта лояльности кофейни «Зерно»",
-        background_color="#3b2a20",
-        foreground_color="#ffffff",
-        label_color="#e8d5b5",
-        logo_image=None,
-        icon_image=None,
-        strip_image=None,
-        points_label="Баллы",
-        terms="1 балл за каждые 10 ₽ покупки. Баллами можно оплатить до 30 % чека.",
-        support_email="hello@zerno.example",
-        support_phone="+7 495 000-00-00",
-        website="https://zerno.example",
-        locations=(
-            Location(55.7596, 37.6480, "Зерно на Покровке"),
-            Location(55.7640, 37.5925, "Зерно у Патриарших"),
-        ),
-    )
-    base = CardView(
-        branding=branding,
-        serial_number="",
-        authentication_token="t" * 43,
-        card_number="7701234567890128",
-        display_number="7701 2345 6789 0128",
-        barcode_payload="7701234567890128.AbCdEfGh",
-        member_name="Анна Смирнова",
-        points_balance=0,
-        tier_name="Гурман",
-        offers=(),
-        member_since=datetime(2026, 1, 2, tzinfo=UTC),
-        updated_at=datetime(2026, 11, 23, tzinfo=UTC),
-    )
+    """Distinct cards (serial, balance) of one design, as a busy program's would be."""
     return [
-        replace(base, serial_number=f"serial-{i:020d}", points_balance=i * 7) for i in range(count)
+        sample_card_view(serial_number=f"serial-{i:020d}", points_balance=i * 7)
+        for i in range(count)
     ]
 
 
@@ -104,14 +69,7 @@ def main() -> None:
             pass_type_identifier="pass.bench.loyalpass",
             team_identifier="BENCH00001",
         )
-        material = load_signing_material(
-            certificate=chain.certificate,
-            private_key=chain.private_key,
-            private_key_password=None,
-            p12=None,
-            p12_password=None,
-            wwdr=chain.wwdr_certificate,
-        )
+        material = load_dev_chain_material(chain)
     key = material.private_key
     assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
     identity = PassIdentity(

@@ -19,7 +19,7 @@ from passes import create_app
 from passes.db import make_engine, make_sessionmaker
 from passes.migrate import upgrade
 from passes.state import AppState
-from passes.wallet.apple.certificates import SigningMaterial, load_signing_material
+from passes.wallet.apple.certificates import SigningMaterial, load_dev_chain_material
 from passes.wallet.apple.devcerts import DevChain, create_dev_chain
 from postgres import Cluster, start_cluster
 from support import PASS_TYPE_IDENTIFIER, TEAM_IDENTIFIER, Inbox, app_config, free_port
@@ -135,14 +135,7 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture(scope="session")
 def signing_material(dev_chain: DevChain) -> SigningMaterial:
-    return load_signing_material(
-        certificate=dev_chain.certificate,
-        private_key=dev_chain.private_key,
-        private_key_password=None,
-        p12=None,
-        p12_password=None,
-        wwdr=dev_chain.wwdr_certificate,
-    )
+    return load_dev_chain_material(dev_chain)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -13,7 +12,8 @@ from flask.testing import FlaskClient
 
 from passes.wallet.apple.devcerts import DevChain
 from passes.wallet.apple.pass_json import PassIdentity
-from passes.wallet.view import Branding, CardView, Location, Offer
+from passes.wallet.sample import SAMPLE_BRANDING, sample_card_view
+from passes.wallet.view import CardView, Location, Offer
 
 PASS_TYPE_IDENTIFIER = "pass.dev.loyalpass.test"
 TEAM_IDENTIFIER = "LPTEST0001"
@@ -49,38 +49,18 @@ def csrf_token(client: FlaskClient, path: str) -> str:
 
 
 def make_view(**overrides: object) -> CardView:
-    branding = Branding(
-        program_key="zerno",
-        design_version=1,
-        organization_name="Кофейня «Зерно»",
-        program_name="Зерно",
-        description="Карта лояльности кофейни «Зерно»",
-        background_color="#3b2a20",
-        foreground_color="#ffffff",
-        label_color="#e8d5b5",
-        logo_image=None,
-        icon_image=None,
-        strip_image=None,
-        points_label="Баллы",
+    """The sample card with twelve stores (more than Wallet shows) and a fixed offer."""
+    branding = replace(
+        SAMPLE_BRANDING,
         terms="1 балл за каждые 10 ₽.",
-        support_email="hello@zerno.example",
-        support_phone="+7 495 000-00-00",
         website=None,
         locations=tuple(Location(55.75 + i / 100, 37.6, f"Store {i}") for i in range(12)),
     )
-    view = CardView(
-        branding=branding,
+    view = sample_card_view(
+        branding,
         serial_number="s3rial-Number-Random-24c",
         authentication_token="a" * 43,
-        card_number="7701234567890128",
-        display_number="7701 2345 6789 0128",
-        barcode_payload="7701234567890128.AbCdEfGh",
-        member_name="Анна Смирнова",
-        points_balance=1234,
-        tier_name="Гурман",
         offers=(Offer("coffee", "Free coffee", "Every 10th coffee is on us"),),
-        member_since=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
-        updated_at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
     )
     return replace(view, **overrides)  # type: ignore[arg-type]
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from passes.wallet.apple.devcerts import is_development_certificate
+from passes.wallet.apple.devcerts import DevChain, is_development_certificate
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -85,6 +85,18 @@ def load_signing_material(
         certificate_source=cert_source,
         private_key_source=key_source,
         wwdr_source=_source("APPLE_WWDR_CERTIFICATE", wwdr),
+    )
+
+
+def load_dev_chain_material(chain: DevChain) -> SigningMaterial:
+    """A development chain's material, loaded exactly as configured material is."""
+    return load_signing_material(
+        certificate=chain.certificate,
+        private_key=chain.private_key,
+        private_key_password=None,
+        p12=None,
+        p12_password=None,
+        wwdr=chain.wwdr_certificate,
     )
 
 
