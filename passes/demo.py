@@ -3,14 +3,79 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from passes.loyalty.enrollment import Applicant, enroll
-from passes.loyalty.models import Card, Program, Store, Tier
+from passes.loyalty.models import Card, Program, Store
 
 DEMO_SLUG = "zerno"
+
+# 1 point per 10 ₽; points pay up to 30 % of a receipt; points live 12 months; tiers by spend
+# over the last 12 months; a birthday week doubles points; stocked and unstocked rewards.
+DEMO_RULES: dict[str, Any] = {
+    "timezone": "Europe/Moscow",
+    "currency": "RUB",
+    "earning": {
+        "points": 1,
+        "per_amount": 1000,
+        "threshold": 0,
+        "birthday": {"multiplier": 20000, "scope": "week"},
+        "holidays": [
+            {"name": "Новый год", "start": "2026-12-25", "end": "2027-01-08", "multiplier": 15000}
+        ],
+        "stacking": "best",
+        "welcome_bonus": {"points": 50, "on": "join"},
+    },
+    "actions": [
+        {"key": "review", "name": "Отзыв", "points": 50, "limit_per_member": 1},
+        {"key": "referral_referrer", "name": "Привёл друга", "points": 100, "limit_per_member": 10},
+        {
+            "key": "referral_friend",
+            "name": "Пришёл по приглашению",
+            "points": 100,
+            "limit_per_member": 1,
+        },
+        {"key": "survey", "name": "Опрос", "points": 30, "limit_per_member": 1},
+    ],
+    "points_as_money": {"point_value": 100, "max_share": 3000},
+    "require_scan_for_redemption": False,
+    "rewards": [
+        {"key": "free-coffee", "name": "Кофе в подарок", "cost": 150, "stock": None},
+        {"key": "croissant", "name": "Круассан", "cost": 120, "stock": 50},
+    ],
+    "tiers": {
+        "metric": "spend",
+        "window_days": 365,
+        "levels": [
+            {
+                "key": "lover",
+                "name": "Любитель",
+                "threshold": 0,
+                "multiplier": 10000,
+                "discount": 0,
+            },
+            {
+                "key": "gourmet",
+                "name": "Гурман",
+                "threshold": 1000000,
+                "multiplier": 12500,
+                "discount": 0,
+            },
+            {
+                "key": "coffee-fan",
+                "name": "Кофеман",
+                "threshold": 3000000,
+                "multiplier": 15000,
+                "discount": 500,
+            },
+        ],
+    },
+    "expiry": {"mode": "lifetime", "days": 365, "warn_days": 14},
+    "transfers": {"enabled": True, "min_points": 10, "max_points": 2000, "max_per_day": 3},
+}
 
 SAMPLE_MEMBERS = (
     Applicant("Анна Смирнова", "anna.smirnova@example.com", "+79161234567", date(1991, 4, 21)),
@@ -58,11 +123,7 @@ def load_demo(session: Session, *, barcode_key: bytes) -> tuple[Program, list[Ca
                     relevant_text="Зерно у Патриарших: покажите карту на кассе",
                 ),
             ],
-            tiers=[
-                Tier(position=0, name="Любитель"),
-                Tier(position=1, name="Гурман"),
-                Tier(position=2, name="Кофеман"),
-            ],
+            rules=DEMO_RULES,
         )
         session.add(program)
         session.flush()

@@ -2,6 +2,34 @@
 
 from passes.db import Base
 from passes.loyalty import pass_versions
-from passes.loyalty.models import Card, Member, Program, Store, Tier
+from passes.loyalty.models import (
+    ActionCount,
+    ApiKey,
+    Card,
+    IdempotencyRecord,
+    LedgerEntry,
+    Member,
+    PointLot,
+    Program,
+    Purchase,
+    RewardStock,
+    Store,
+    WalletUpdate,
+)
 
-__all__ = ["Base", "Card", "Member", "Program", "Store", "Tier", "pass_versions"]
+__all__ = [
+    "ActionCount",
+    "ApiKey",
+    "Base",
+    "Card",
+    "IdempotencyRecord",
+    "LedgerEntry",
+    "Member",
+    "PointLot",
+    "Program",
+    "Purchase",
+    "RewardStock",
+    "Store",
+    "WalletUpdate",
+    "pass_versions",
+]

@@ -8,10 +8,24 @@ from sqlalchemy.orm import Session
 
 from passes.loyalty.barcode import derive_barcode_key
 from passes.loyalty.enrollment import Applicant, enroll
-from passes.loyalty.models import Card, Program, Store, Tier
+from passes.loyalty.models import Card, Program, Store
 
 BARCODE_KEY = derive_barcode_key("test-secret-key-not-for-production")
 _counter = itertools.count(1)
+TIERS = {
+    "metric": "spend",
+    "window_days": 365,
+    "levels": [
+        {"key": "lover", "name": "Любитель", "threshold": 0, "multiplier": 10000, "discount": 0},
+        {
+            "key": "gourmet",
+            "name": "Гурман",
+            "threshold": 1000000,
+            "multiplier": 12500,
+            "discount": 300,
+        },
+    ],
+}
 
 
 def make_program(
@@ -33,8 +47,8 @@ def make_program(
         Store(name=f"Store {i}", latitude=55.75 + i / 100, longitude=37.6 + i / 100)
         for i in range(stores)
     ]
-    if tiers:
-        program.tiers = [Tier(position=0, name="Любитель"), Tier(position=1, name="Гурман")]
+    if tiers and "rules" not in fields:
+        program.rules = {"tiers": TIERS}
     session.add(program)
     session.flush()
     return program

@@ -156,7 +156,8 @@ def _issue_card(
         created_at=now,
     )
     number = generate_card_number(program.card_prefix)
-    entry_tier = program.tiers[0] if program.tiers else None
+    levels = program.tier_levels()
+    entry_tier = levels[0].get("key") if levels else None
     card = Card(
         program_id=program.id,
         member=member,
@@ -167,7 +168,7 @@ def _issue_card(
         barcode_payload=barcode_payload(barcode_key, number),
         points_balance=0,
         lifetime_spend=0,
-        tier=entry_tier,
+        tier_key=entry_tier,
         content_version=1,
         pass_updated_at=now,
         created_at=now,

@@ -20,21 +20,22 @@ from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
 from passes.db import utcnow
-from passes.loyalty.models import Card, Member, Program, Store, Tier
+from passes.loyalty.models import Card, Member, Program, Store, WalletUpdate
 
 SECOND = timedelta(seconds=1)
 
 Owner = Callable[[Session, Any], "Program | Card | None"]
 
 
-def _program_of(session: Session, row: Store | Tier) -> Program | None:
+def _program_of(session: Session, row: Store) -> Program | None:
     if row.program is not None:
         return row.program
     return session.get(Program, row.program_id) if row.program_id else None
 
 
 # What each kind of row contributes to a pass, and whose version a change to it bumps.
-# Program collections (stores, tiers) count too: adding or removing a store changes every pass.
+# Program collections (stores) count too: adding or removing a store changes every pass, and so
+# does the rules document (tier names).
 WATCHED: dict[type, tuple[frozenset[str], Owner]] = {
     Program: (
         frozenset(
@@ -54,15 +55,14 @@ WATCHED: dict[type, tuple[frozenset[str], Owner]] = {
                 "support_phone",
                 "website",
                 "stores",
-                "tiers",
+                "rules",
             }
         ),
         lambda _session, program: program,
     ),
     Store: (frozenset({"name", "latitude", "longitude", "relevant_text"}), _program_of),
-    Tier: (frozenset({"name"}), _program_of),
     Card: (
-        frozenset({"points_balance", "tier", "tier_id", "number", "barcode_payload"}),
+        frozenset({"points_balance", "tier_key", "number", "barcode_payload"}),
         lambda _session, card: card,
     ),
     Member: (frozenset({"name"}), lambda _session, member: member.card),
@@ -78,10 +78,19 @@ def _next_second(*previous: datetime | None) -> datetime:
     return candidate
 
 
-def bump_card(card: Card) -> None:
-    """New content version; the pass's effective time moves past both card and design times."""
+def bump_card(session: Session, card: Card) -> None:
+    """New content version; the pass's effective time moves past both card and design times;
+    the wallet outbox gets (or keeps) a pending row for the card, in the same transaction."""
     card.content_version = Card.content_version + 1  # in SQL: concurrent bumps both count
     card.pass_updated_at = _next_second(card.pass_updated_at, card.program.design_updated_at)
+    pending = session.get(WalletUpdate, card.id)
+    if pending is None:
+        session.add(WalletUpdate(card_id=card.id, revision=1, requested_at=utcnow()))
+    else:
+        pending.revision = WalletUpdate.revision + 1
+        pending.apple_pending = True
+        pending.google_pending = True
+        pending.requested_at = utcnow()
 
 
 def bump_design(session: Session, program: Program) -> None:
@@ -106,7 +115,7 @@ def _bump_versions(session: Session, _context: Any, _instances: Any) -> None:
             if any(state.attrs[name].history.has_changes() for name in fields):
                 targets.add(owner(session, instance))
         for instance in (*session.new, *session.deleted):
-            if isinstance(instance, Store | Tier):
+            if isinstance(instance, Store):
                 targets.add(_program_of(session, instance))
         for target in targets:
             if target is None or target in session.new or target in session.deleted:
@@ -114,4 +123,4 @@ def _bump_versions(session: Session, _context: Any, _instances: Any) -> None:
             if isinstance(target, Program):
                 bump_design(session, target)
             else:
-                bump_card(target)
+                bump_card(session, target)

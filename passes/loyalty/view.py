@@ -52,7 +52,7 @@ def card_view(card: Card) -> CardView:
         barcode_payload=card.barcode_payload,
         member_name=card.member.name,
         points_balance=card.points_balance,
-        tier_name=card.tier.name if card.tier else None,
+        tier_name=program.tier_name(card.tier_key),
         offers=(),
         member_since=card.created_at,
         updated_at=updated_at,

@@ -78,7 +78,7 @@ def test_enrollment_issues_a_card_with_independent_credentials(db_session: Sessi
     assert len({card.serial_number, card.authentication_token, card.page_token}) == 3
     scanned = parse_till_input(BARCODE_KEY, card.barcode_payload)
     assert scanned is not None and scanned.scanned and scanned.card_number == card.number
-    assert card.tier is not None and card.tier.name == "Любитель"
+    assert card.tier_key == "lover" and program.tier_name(card.tier_key) == "Любитель"
     assert card.points_balance == 0 and card.content_version == 1
     assert card.member.consent_at.tzinfo is not None
 

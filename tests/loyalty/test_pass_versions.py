@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from factories import make_card, make_program
-from passes.loyalty.models import Card, Program, Store, Tier
+from passes.loyalty.models import Card, Program, Store, WalletUpdate
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_balance_change_bumps_the_card(db_session: Session, card: Card) -> None:
 
 def test_tier_change_and_member_rename_bump_the_card(db_session: Session, card: Card) -> None:
     version = card.content_version
-    card.tier = card.program.tiers[1]
+    card.tier_key = "gourmet"
     db_session.commit()
     card.member.name = "Анна Иванова"
     db_session.commit()
@@ -74,7 +74,13 @@ def test_store_added_moved_or_removed_bumps_the_design(db_session: Session, card
 
 def test_tier_rename_bumps_the_design(db_session: Session, card: Card) -> None:
     design = card.program.design_version
-    card.program.tiers[0].name = "Новичок"
+    rules = dict(card.program.rules)
+    rules["tiers"] = {
+        **rules["tiers"],
+        "levels": [dict(level) for level in rules["tiers"]["levels"]],
+    }
+    rules["tiers"]["levels"][0]["name"] = "Новичок"
+    card.program.rules = rules
     db_session.commit()
     assert card.program.design_version == design + 1
 
@@ -103,24 +109,37 @@ def test_changes_within_one_second_still_move_the_pass_time_forward(
     assert whole_seconds == sorted(set(whole_seconds)), "every change needs a later whole second"
 
 
-def test_tier_id_and_number_changes_bump_the_card(db_session: Session, card: Card) -> None:
+def test_number_change_bumps_the_card(db_session: Session, card: Card) -> None:
     version = card.content_version
-    card.tier_id = card.program.tiers[1].id
-    db_session.commit()
     card.number = card.number[:-2] + "00"
     db_session.commit()
-    assert card.content_version == version + 2
+    assert card.content_version == version + 1
 
 
-def test_stores_and_tiers_added_or_deleted_directly_bump_the_design(
-    db_session: Session, card: Card
-) -> None:
+def test_stores_added_or_deleted_directly_bump_the_design(db_session: Session, card: Card) -> None:
     program = card.program
     design = program.design_version
     db_session.add(Store(program_id=program.id, name="By id", latitude=1.0, longitude=2.0))
     db_session.commit()
     db_session.delete(program.stores[0])
     db_session.commit()
-    db_session.add(Tier(program_id=program.id, position=9, name="Кофеман"))
+    assert program.design_version == design + 2
+
+
+def test_every_card_change_leaves_one_pending_wallet_update(
+    db_session: Session, card: Card
+) -> None:
+    assert db_session.get(WalletUpdate, card.id) is None  # a new card needs no update
+    card.points_balance += 5
     db_session.commit()
-    assert program.design_version == design + 3
+    pending = db_session.get(WalletUpdate, card.id)
+    assert pending is not None and pending.apple_pending and pending.google_pending
+    first_revision = pending.revision
+    pending.apple_pending = False  # as if the Apple sender had delivered
+    db_session.commit()
+    card.points_balance += 5
+    card.member.name = "Анна Иванова"
+    db_session.commit()
+    db_session.refresh(pending)
+    assert pending.revision == first_revision + 1  # coalesced: one row, one more revision
+    assert pending.apple_pending and pending.google_pending
