@@ -1,0 +1,849 @@
+"""The points ledger: every balance change is an append-only entry, written in the same
+transaction as the card's balance, lots, lifetime spend and tier.
+
+Callers own the transaction (commit or roll back); every function here expects the card row to be
+locked with :func:`lock_card` first, so two tills cannot interleave on one card: PostgreSQL takes a
+row lock, and SQLite transactions already begin IMMEDIATE (one writer at a time).
+
+Credits create a :class:`PointLot`; debits consume lots oldest first, so expiry takes what was
+earned earliest and spending uses it up first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from passes.db import utcnow
+from passes.loyalty.calculator import (
+    Line,
+    MemberContext,
+    PurchaseQuote,
+    expiry_date,
+    period_start,
+    points_payment_limit,
+    points_value,
+    price_purchase,
+    upgraded_tier,
+)
+from passes.loyalty.models import (
+    ActionCount,
+    Card,
+    LedgerEntry,
+    PointLot,
+    Program,
+    Purchase,
+    RewardStock,
+)
+from passes.loyalty.rules import ProgramRules, parse_rules
+
+# Larger amounts are typing errors, not purchases (100 million in major units).
+MAX_AMOUNT = 10_000_000_000
+MAX_POINTS = 1_000_000_000
+
+
+class LedgerError(Exception):
+    """An operation the rules refuse. ``code`` is stable for API clients; ``detail`` is for people.
+
+    Raised before anything is written, or with the transaction to be rolled back by the caller.
+    """
+
+    def __init__(self, code: str, detail: str, status: int = 422) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+@lru_cache(maxsize=256)
+def _parse_cached(document: str) -> ProgramRules:
+    return parse_rules(json.loads(document))
+
+
+def rules_of(program: Program) -> ProgramRules:
+    """The program's parsed rules (cached by content: programs change rules rarely)."""
+    return _parse_cached(json.dumps(program.rules or {}, sort_keys=True))
+
+
+def lock_card(session: Session, card_id: int) -> Card:
+    """Load ``card_id`` for update: later balance changes in this transaction are serialised."""
+    card = session.scalar(
+        select(Card)
+        .where(Card.id == card_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # re-read what another till may have changed
+    )
+    if card is None:
+        raise LedgerError("unknown_card", f"there is no card {card_id}", 404)
+    return card
+
+
+def local_date(rules: ProgramRules, moment: datetime) -> date:
+    """The program's calendar date at ``moment`` (boosts, periods and expiry follow it)."""
+    return moment.astimezone(ZoneInfo(rules.timezone)).date()
+
+
+def end_of_local_day(rules: ProgramRules, day: date) -> datetime:
+    """The first instant after ``day`` in the program's time zone, as UTC-aware datetime."""
+    zone = ZoneInfo(rules.timezone)
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+
+
+def _entry(
+    session: Session,
+    card: Card,
+    *,
+    kind: str,
+    points: int,
+    source: str,
+    now: datetime,
+    money: int | None = None,
+    purchase: Purchase | None = None,
+    counterpart: Card | None = None,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> LedgerEntry:
+    entry = LedgerEntry(
+        program_id=card.program_id,
+        card_id=card.id,
+        kind=kind,
+        points=points,
+        money=money,
+        purchase_id=purchase.id if purchase is not None else None,
+        counterpart_card_id=counterpart.id if counterpart is not None else None,
+        source=source,
+        reason=reason,
+        detail=detail,
+        created_at=now,
+    )
+    session.add(entry)
+    card.points_balance = card.points_balance + points
+    return entry
+
+
+def credit(
+    session: Session,
+    card: Card,
+    rules: ProgramRules,
+    *,
+    kind: str,
+    points: int,
+    source: str,
+    now: datetime,
+    purchase: Purchase | None = None,
+    counterpart: Card | None = None,
+    money: int | None = None,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> LedgerEntry | None:
+    """Add ``points`` (> 0) to the card as a new lot that expires by the program's rules."""
+    if points <= 0:
+        return None
+    entry = _entry(
+        session,
+        card,
+        kind=kind,
+        points=points,
+        source=source,
+        now=now,
+        money=money,
+        purchase=purchase,
+        counterpart=counterpart,
+        reason=reason,
+        detail=detail,
+    )
+    session.flush()
+    expires_on = expiry_date(rules, local_date(rules, now))
+    session.add(
+        PointLot(
+            card_id=card.id,
+            entry_id=entry.id,
+            purchase_id=purchase.id if purchase is not None else None,
+            earned_at=now,
+            expires_at=end_of_local_day(rules, expires_on) if expires_on else None,
+            remaining=points,
+        )
+    )
+    return entry
+
+
+def debit(
+    session: Session,
+    card: Card,
+    *,
+    kind: str,
+    points: int,
+    source: str,
+    now: datetime,
+    purchase: Purchase | None = None,
+    counterpart: Card | None = None,
+    money: int | None = None,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+    prefer_purchase: Purchase | None = None,
+) -> LedgerEntry | None:
+    """Take ``points`` (> 0) from the card, oldest lots first (a refunded purchase's own lot
+    first when ``prefer_purchase`` is given). Refuses to go below zero."""
+    if points <= 0:
+        return None
+    if points > card.points_balance:
+        raise LedgerError(
+            "insufficient_points",
+            f"the card has {card.points_balance} points, {points} are needed",
+        )
+    lots = list(
+        session.scalars(
+            select(PointLot)
+            .where(PointLot.card_id == card.id, PointLot.remaining > 0)
+            .order_by(PointLot.earned_at, PointLot.id)
+        )
+    )
+    if prefer_purchase is not None:
+        lots.sort(key=lambda lot: lot.purchase_id != prefer_purchase.id)
+    left = points
+    used: list[list[int]] = []
+    for lot in lots:
+        if left == 0:
+            break
+        take = min(lot.remaining, left)
+        lot.remaining -= take
+        left -= take
+        used.append([lot.id, take])
+    if left:
+        raise LedgerError(
+            "ledger_inconsistent", f"card {card.id}: lots hold less than the balance", 500
+        )
+    return _entry(
+        session,
+        card,
+        kind=kind,
+        points=-points,
+        source=source,
+        now=now,
+        money=money,
+        purchase=purchase,
+        counterpart=counterpart,
+        reason=reason,
+        detail={**(detail or {}), "lots": used},
+    )
+
+
+# --------------------------------------------------------------------------- purchases
+
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    purchase: Purchase
+    quote: PurchaseQuote
+    tier_changed: bool
+
+
+def _period_spend(session: Session, card: Card, since: datetime) -> int:
+    """What the member paid since ``since``, net of refunds (the progressive discount's base)."""
+    spent = session.scalar(
+        select(
+            func.coalesce(
+                func.sum(
+                    Purchase.paid - (Purchase.paid * Purchase.refunded_amount) / Purchase.amount
+                ),
+                0,
+            )
+        ).where(Purchase.card_id == card.id, Purchase.created_at >= since)
+    )
+    return int(spent or 0)
+
+
+def member_context(
+    session: Session, card: Card, rules: ProgramRules, now: datetime
+) -> MemberContext:
+    """What the rules need to know about the member at ``now``: birthday, tier, spend in the
+    current discount period (before this purchase) and whether they ever bought anything."""
+    today = local_date(rules, now)
+    since = end_of_local_day(rules, period_start(rules, today) - timedelta(days=1))
+    first = session.scalar(select(Purchase.id).where(Purchase.card_id == card.id).limit(1)) is None
+    return MemberContext(
+        birthday=card.member.birthday,
+        tier_key=card.tier_key,
+        period_spend=_period_spend(session, card, since),
+        is_first_purchase=first,
+    )
+
+
+def tier_metric(session: Session, card: Card, rules: ProgramRules, now: datetime) -> int:
+    """The value tiers qualify on: net spend or points earned within the rules' window."""
+    if rules.tiers is None:
+        return 0
+    since = now - timedelta(days=rules.tiers.window_days)
+    if rules.tiers.metric == "spend":
+        return _period_spend(session, card, since)
+    earned = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+            LedgerEntry.card_id == card.id,
+            LedgerEntry.points > 0,
+            LedgerEntry.kind.in_(("accrual", "action_bonus", "cashback", "welcome_bonus")),
+            LedgerEntry.created_at >= since,
+        )
+    )
+    return int(earned or 0)
+
+
+def _upgrade_tier(session: Session, card: Card, rules: ProgramRules, now: datetime) -> bool:
+    new_tier = upgraded_tier(rules, card.tier_key, tier_metric(session, card, rules, now))
+    if new_tier is None or new_tier == card.tier_key:
+        return False
+    card.tier_key = new_tier
+    return True
+
+
+def check_amount(amount: int, what: str = "amount") -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise LedgerError("invalid_amount", f"{what} must be an integer number of minor units")
+    if amount <= 0:
+        raise LedgerError("invalid_amount", f"{what} must be positive, got {amount}")
+    if amount > MAX_AMOUNT:
+        raise LedgerError("invalid_amount", f"{what} {amount} is beyond any real purchase")
+
+
+def record_purchase(
+    session: Session,
+    card: Card,
+    *,
+    amount: int,
+    currency: str,
+    lines: Sequence[Line] | None,
+    store_id: int | None,
+    receipt: str | None,
+    source: str,
+    now: datetime | None = None,
+) -> PurchaseResult:
+    """Apply the program's rules to a purchase: earn points and cashback, compute the discount,
+    update spend and (upwards only) the tier."""
+    now = now or utcnow()
+    rules = rules_of(card.program)
+    check_amount(amount)
+    if currency != rules.currency:
+        raise LedgerError(
+            "wrong_currency", f"this program works in {rules.currency}, not {currency}"
+        )
+    if lines is not None and sum(line.amount for line in lines) != amount:
+        raise LedgerError("lines_mismatch", "the lines' amounts must add up to the amount")
+    today = local_date(rules, now)
+    member = member_context(session, card, rules, now)
+    quote = price_purchase(rules, amount=amount, lines=lines, member=member, on=today)
+    purchase = Purchase(
+        program_id=card.program_id,
+        card_id=card.id,
+        store_id=store_id,
+        amount=amount,
+        currency=currency,
+        discount=quote.discount,
+        paid=quote.paid,
+        points_earned=quote.points,
+        cashback_points=quote.cashback_points,
+        receipt=receipt,
+        lines=[{"amount": x.amount, "category": x.category, "sku": x.sku} for x in lines]
+        if lines is not None
+        else None,
+        breakdown=[
+            {"rule": row.rule, "detail": row.detail, "points": row.points}
+            for row in quote.breakdown
+        ],
+        source=source,
+        created_at=now,
+    )
+    session.add(purchase)
+    session.flush()
+    credit(
+        session,
+        card,
+        rules,
+        kind="accrual",
+        points=quote.points,
+        source=source,
+        now=now,
+        purchase=purchase,
+        money=quote.paid,
+    )
+    credit(
+        session,
+        card,
+        rules,
+        kind="cashback",
+        points=quote.cashback_points,
+        source=source,
+        now=now,
+        purchase=purchase,
+    )
+    card.lifetime_spend = card.lifetime_spend + quote.paid
+    session.flush()
+    return PurchaseResult(purchase, quote, _upgrade_tier(session, card, rules, now))
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    purchase: Purchase
+    refunded: int
+    reversed_points: int
+    clawed_back: int
+    shortfall: int
+
+
+def refund_purchase(
+    session: Session,
+    card: Card,
+    purchase: Purchase,
+    *,
+    amount: int | None,
+    source: str,
+    now: datetime | None = None,
+) -> RefundResult:
+    """Refund all or part of a purchase: reverse its points in proportion to the refunded share.
+
+    Points already spent cannot be taken back: what the card holds is clawed back and the rest is
+    reported as ``shortfall`` (the balance never goes negative). Tiers are not lowered here; only
+    the scheduled evaluation downgrades.
+    """
+    now = now or utcnow()
+    refundable = purchase.amount - purchase.refunded_amount
+    amount = refundable if amount is None else amount
+    check_amount(amount, "refund amount")
+    if amount > refundable:
+        raise LedgerError(
+            "refund_too_large",
+            f"at most {refundable} of this purchase can still be refunded, not {amount}",
+        )
+    earned = purchase.points_earned + purchase.cashback_points
+    refunded_total = purchase.refunded_amount + amount
+    target = earned * refunded_total // purchase.amount
+    to_reverse = target - purchase.reversed_points
+    clawed = min(to_reverse, card.points_balance)
+    debit(
+        session,
+        card,
+        kind="refund_reversal",
+        points=clawed,
+        source=source,
+        now=now,
+        purchase=purchase,
+        money=amount,
+        prefer_purchase=purchase,
+        detail={"due": to_reverse, "shortfall": to_reverse - clawed},
+    )
+    paid_before = purchase.paid * purchase.refunded_amount // purchase.amount
+    paid_after = purchase.paid * refunded_total // purchase.amount
+    card.lifetime_spend = max(0, card.lifetime_spend - (paid_after - paid_before))
+    purchase.refunded_amount = refunded_total
+    purchase.reversed_points = target
+    return RefundResult(purchase, amount, to_reverse, clawed, to_reverse - clawed)
+
+
+# --------------------------------------------------------------------------- spending
+
+
+@dataclass(frozen=True)
+class RedemptionResult:
+    entry: LedgerEntry
+    points: int
+    money: int
+    reward_key: str | None = None
+
+
+def redeem_as_money(
+    session: Session,
+    card: Card,
+    *,
+    receipt_amount: int,
+    points: int | None,
+    source: str,
+    now: datetime | None = None,
+) -> RedemptionResult:
+    """Pay part of a receipt with points, within the program's cap (``points`` None = the most
+    allowed)."""
+    now = now or utcnow()
+    rules = rules_of(card.program)
+    if rules.points_as_money is None:
+        raise LedgerError("not_offered", "this program does not let points pay for purchases")
+    check_amount(receipt_amount, "receipt amount")
+    limit, _ = points_payment_limit(
+        rules, receipt_amount=receipt_amount, balance=card.points_balance
+    )
+    wanted = limit if points is None else points
+    if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted <= 0:
+        raise LedgerError("invalid_points", "points must be a positive integer")
+    if wanted > card.points_balance:
+        raise LedgerError(
+            "insufficient_points", f"the card has {card.points_balance} points, not {wanted}"
+        )
+    if wanted > limit:
+        raise LedgerError(
+            "over_limit", f"at most {limit} points can pay for a receipt of {receipt_amount}"
+        )
+    money = points_value(rules, wanted)
+    entry = debit(
+        session, card, kind="redemption", points=wanted, source=source, now=now, money=money
+    )
+    assert entry is not None
+    return RedemptionResult(entry, wanted, money)
+
+
+def sync_reward_stock(session: Session, program: Program) -> None:
+    """Create stock rows for stocked rewards that have none (after a rules change or import)."""
+    rules = rules_of(program)
+    existing = set(
+        session.scalars(select(RewardStock.reward_key).where(RewardStock.program_id == program.id))
+    )
+    for reward in rules.rewards:
+        if reward.stock is not None and reward.key not in existing:
+            session.add(
+                RewardStock(program_id=program.id, reward_key=reward.key, remaining=reward.stock)
+            )
+
+
+def redeem_reward(
+    session: Session, card: Card, *, reward_key: str, source: str, now: datetime | None = None
+) -> RedemptionResult:
+    """Exchange points for a catalogue reward; a stocked reward loses one unit atomically."""
+    now = now or utcnow()
+    rules = rules_of(card.program)
+    reward = next((r for r in rules.rewards if r.key == reward_key), None)
+    if reward is None:
+        raise LedgerError(
+            "unknown_reward", f"there is no reward {reward_key!r} in this program", 404
+        )
+    if reward.cost > card.points_balance:
+        raise LedgerError(
+            "insufficient_points",
+            f"{reward.name} costs {reward.cost} points; the card has {card.points_balance}",
+        )
+    if reward.stock is not None:
+        sync_reward_stock(session, card.program)
+        session.flush()
+        taken = session.execute(
+            update(RewardStock)
+            .where(
+                RewardStock.program_id == card.program_id,
+                RewardStock.reward_key == reward_key,
+                RewardStock.remaining > 0,
+            )
+            .values(remaining=RewardStock.remaining - 1)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise LedgerError("out_of_stock", f"{reward.name} is out of stock", 409)
+    entry = debit(
+        session,
+        card,
+        kind="reward",
+        points=reward.cost,
+        source=source,
+        now=now,
+        reason=reward.name,
+        detail={"reward": reward.key},
+    )
+    assert entry is not None
+    return RedemptionResult(entry, reward.cost, 0, reward.key)
+
+
+# --------------------------------------------------------------------------- other movements
+
+
+def award_action(
+    session: Session, card: Card, *, action_key: str, source: str, now: datetime | None = None
+) -> LedgerEntry:
+    """Points for a review, a referral, a survey…, within the action's per-member limit."""
+    now = now or utcnow()
+    rules = rules_of(card.program)
+    action = next((a for a in rules.actions if a.key == action_key), None)
+    if action is None:
+        raise LedgerError(
+            "unknown_action", f"there is no action {action_key!r} in this program", 404
+        )
+    counter = session.get(ActionCount, (card.id, action_key))
+    if counter is None:
+        counter = ActionCount(card_id=card.id, action_key=action_key, count=0)
+        session.add(counter)
+    if action.limit_per_member is not None and counter.count >= action.limit_per_member:
+        raise LedgerError(
+            "limit_reached",
+            f"{action.name}: at most {action.limit_per_member} time(s) per member",
+            409,
+        )
+    counter.count += 1
+    entry = credit(
+        session,
+        card,
+        rules,
+        kind="action_bonus",
+        points=action.points,
+        source=source,
+        now=now,
+        reason=action.name,
+        detail={"action": action.key},
+    )
+    if entry is None:
+        raise LedgerError("invalid_points", f"{action.name} awards no points")
+    return entry
+
+
+def welcome(session: Session, card: Card, *, now: datetime | None = None) -> LedgerEntry | None:
+    """The welcome bonus on joining, when the rules give it then."""
+    now = now or utcnow()
+    rules = rules_of(card.program)
+    bonus = rules.earning.welcome_bonus
+    if bonus is None or bonus.on != "join":
+        return None
+    return credit(
+        session,
+        card,
+        rules,
+        kind="welcome_bonus",
+        points=bonus.points,
+        source="system",
+        now=now,
+        reason="welcome bonus",
+    )
+
+
+def adjust(
+    session: Session,
+    card: Card,
+    *,
+    points: int,
+    reason: str,
+    actor: str,
+    now: datetime | None = None,
+) -> LedgerEntry:
+    """A manual correction by a person, with the reason and who did it kept in the ledger."""
+    now = now or utcnow()
+    if not reason.strip():
+        raise LedgerError("reason_required", "an adjustment needs a reason")
+    if isinstance(points, bool) or not isinstance(points, int) or points == 0:
+        raise LedgerError("invalid_points", "points must be a non-zero integer")
+    if abs(points) > MAX_POINTS:
+        raise LedgerError("invalid_points", f"{points} points is beyond any real adjustment")
+    if points > 0:
+        entry = credit(
+            session,
+            card,
+            rules_of(card.program),
+            kind="adjustment",
+            points=points,
+            source=actor,
+            now=now,
+            reason=reason.strip(),
+        )
+    else:
+        entry = debit(
+            session,
+            card,
+            kind="adjustment",
+            points=-points,
+            source=actor,
+            now=now,
+            reason=reason.strip(),
+        )
+    assert entry is not None
+    return entry
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    out_entry: LedgerEntry
+    in_entry: LedgerEntry
+    points: int
+
+
+def transfer(
+    session: Session,
+    sender: Card,
+    receiver: Card,
+    *,
+    points: int,
+    source: str,
+    now: datetime | None = None,
+) -> TransferResult:
+    """Move points between two cards of one program within the program's limits.
+
+    Both cards must be locked (lower id first, see :func:`lock_cards`).
+    """
+    now = now or utcnow()
+    if sender.program_id != receiver.program_id:
+        raise LedgerError("other_program", "points move only between cards of the same program")
+    if sender.id == receiver.id:
+        raise LedgerError("same_card", "a card cannot transfer points to itself")
+    rules = rules_of(sender.program)
+    limits = rules.transfers
+    if limits is None or not limits.enabled:
+        raise LedgerError("not_offered", "this program does not allow transfers")
+    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+        raise LedgerError("invalid_points", "points must be a positive integer")
+    if points < limits.min_points or (limits.max_points is not None and points > limits.max_points):
+        raise LedgerError(
+            "over_limit",
+            f"a transfer must be between {limits.min_points} and {limits.max_points} points",
+        )
+    if limits.max_per_day is not None:
+        day_start = end_of_local_day(rules, local_date(rules, now) - timedelta(days=1))
+        today = session.scalar(
+            select(func.count()).where(
+                LedgerEntry.card_id == sender.id,
+                LedgerEntry.kind == "transfer_out",
+                LedgerEntry.created_at >= day_start,
+            )
+        )
+        if (today or 0) >= limits.max_per_day:
+            raise LedgerError(
+                "limit_reached", f"at most {limits.max_per_day} transfers per day", 409
+            )
+    out_entry = debit(
+        session,
+        sender,
+        kind="transfer_out",
+        points=points,
+        source=source,
+        now=now,
+        counterpart=receiver,
+    )
+    in_entry = credit(
+        session,
+        receiver,
+        rules,
+        kind="transfer_in",
+        points=points,
+        source=source,
+        now=now,
+        counterpart=sender,
+    )
+    assert out_entry is not None and in_entry is not None
+    return TransferResult(out_entry, in_entry, points)
+
+
+def lock_cards(session: Session, *card_ids: int) -> list[Card]:
+    """Lock several cards in id order (two transfers A→B and B→A cannot deadlock)."""
+    locked = {card_id: lock_card(session, card_id) for card_id in sorted(set(card_ids))}
+    return [locked[card_id] for card_id in card_ids]
+
+
+# --------------------------------------------------------------------------- scheduled work
+
+
+@dataclass
+class ExpiryReport:
+    cards: int = 0
+    points: int = 0
+    expired: list[tuple[int, int]] = field(default_factory=list)  # (card id, points)
+
+
+def expire_due(session: Session, *, now: datetime | None = None, batch: int = 500) -> ExpiryReport:
+    """Expire every lot whose time has come (oldest first on each card). Idempotent."""
+    now = now or utcnow()
+    report = ExpiryReport()
+    card_ids = list(
+        session.scalars(
+            select(PointLot.card_id)
+            .where(PointLot.expires_at <= now, PointLot.remaining > 0)
+            .distinct()
+            .limit(batch)
+        )
+    )
+    for card_id in card_ids:
+        card = lock_card(session, card_id)
+        lots = list(
+            session.scalars(
+                select(PointLot).where(
+                    PointLot.card_id == card_id, PointLot.expires_at <= now, PointLot.remaining > 0
+                )
+            )
+        )
+        points = sum(lot.remaining for lot in lots)
+        if not points:
+            continue
+        used = [[lot.id, lot.remaining] for lot in lots]
+        for lot in lots:
+            lot.remaining = 0
+        _entry(
+            session,
+            card,
+            kind="expiry",
+            points=-points,
+            source="system",
+            now=now,
+            reason="points expired",
+            detail={"lots": used},
+        )
+        report.cards += 1
+        report.points += points
+        report.expired.append((card_id, points))
+    return report
+
+
+def expiring_soon(
+    session: Session, *, now: datetime | None = None
+) -> list[tuple[int, int, datetime]]:
+    """(card id, points, first expiry) for lots inside their program's warning window and not
+    warned yet; marks them warned, so each lot is announced once."""
+    now = now or utcnow()
+    found: dict[int, tuple[int, datetime]] = {}
+    programs = session.scalars(select(Program)).all()
+    for program in programs:
+        rules = rules_of(program)
+        warn_days = getattr(rules.expiry, "warn_days", None)
+        if not warn_days:
+            continue
+        lots = session.scalars(
+            select(PointLot)
+            .join(Card, Card.id == PointLot.card_id)
+            .where(
+                Card.program_id == program.id,
+                PointLot.remaining > 0,
+                PointLot.warned_at.is_(None),
+                PointLot.expires_at > now,
+                PointLot.expires_at <= now + timedelta(days=warn_days),
+            )
+        )
+        for lot in lots:
+            assert lot.expires_at is not None
+            points, first = found.get(lot.card_id, (0, lot.expires_at))
+            found[lot.card_id] = (points + lot.remaining, min(first, lot.expires_at))
+            lot.warned_at = now
+    return [(card_id, points, first) for card_id, (points, first) in sorted(found.items())]
+
+
+@dataclass(frozen=True)
+class Drift:
+    card_id: int
+    what: str
+    stored: int
+    computed: int
+
+
+def check_ledger(session: Session) -> list[Drift]:
+    """Recompute every card's balance from its entries (and from its lots) and report drift."""
+    drift: list[Drift] = []
+    sums = dict(
+        session.execute(
+            select(LedgerEntry.card_id, func.sum(LedgerEntry.points)).group_by(LedgerEntry.card_id)
+        ).all()
+    )
+    lots = dict(
+        session.execute(
+            select(PointLot.card_id, func.sum(PointLot.remaining)).group_by(PointLot.card_id)
+        ).all()
+    )
+    for card_id, balance in session.execute(select(Card.id, Card.points_balance)):
+        from_entries = int(sums.get(card_id) or 0)
+        in_lots = int(lots.get(card_id) or 0)
+        if from_entries != balance:
+            drift.append(Drift(card_id, "balance vs ledger entries", balance, from_entries))
+        if in_lots != balance:
+            drift.append(Drift(card_id, "balance vs point lots", balance, in_lots))
+        if balance < 0:
+            drift.append(Drift(card_id, "negative balance", balance, 0))
+    return drift
