@@ -107,6 +107,78 @@ def demo() -> None:
             click.echo(f"  {card.member.name}: {base}/c/{card.page_token}")
 
 
+@passes_cli.command("create-api-key")
+@click.option("--program", "slug", required=True, help="Program slug.")
+@click.option("--store", "store_name", help="Store name (a till key).")
+@click.option(
+    "--role",
+    type=click.Choice(["store", "partner", "admin"]),
+    default=None,
+    help="store (default with --store), partner or admin.",
+)
+@click.option("--name", help="A label for the key, e.g. 'till 2' or the partner's name.")
+@click.option("--expires-in-days", type=click.IntRange(min=1), help="Key lifetime.")
+def create_api_key(
+    slug: str,
+    store_name: str | None,
+    role: str | None,
+    name: str | None,
+    expires_in_days: int | None,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from passes.db import utcnow
+    from passes.loyalty.models import Program, Store
+    from passes.web.api.keys import issue_key
+
+    role = role or ("store" if store_name else None)
+    if role is None:
+        raise click.UsageError("give --store NAME for a till key, or --role partner|admin")
+    with _state().sessionmaker() as session:
+        program = session.scalar(select(Program).where(Program.slug == slug))
+        if program is None:
+            raise click.ClickException(f"there is no program {slug!r}")
+        store = None
+        if store_name:
+            store = session.scalar(
+                select(Store).where(Store.program_id == program.id, Store.name == store_name)
+            )
+            if store is None:
+                names = ", ".join(s.name for s in program.stores) or "none"
+                raise click.ClickException(f"there is no store {store_name!r} (stores: {names})")
+        if role == "store" and store is None:
+            raise click.UsageError("a store key needs --store NAME")
+        expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+        issued = issue_key(
+            session,
+            program,
+            role=role,
+            name=name or store_name or role,
+            store=store,
+            expires_at=expires,
+        )
+        session.commit()
+    click.echo(issued.token)
+    click.echo("Store this key now: it is not shown again.", err=True)
+
+
+@passes_cli.command("check-ledger")
+def check_ledger_command() -> None:
+    """Recompute every card's balance from its ledger entries and point lots; report drift."""
+    from passes.loyalty.ledger import check_ledger
+
+    with _state().sessionmaker() as session:
+        drift = check_ledger(session)
+    for row in drift:
+        click.echo(f"card {row.card_id}: {row.what}: stored {row.stored}, computed {row.computed}")
+    if drift:
+        raise click.ClickException(f"{len(drift)} inconsistencies found")
+    click.echo("ledger consistent: every balance equals the sum of its entries and lots")
+
+
 @passes_cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)

@@ -16,9 +16,15 @@ CONTENT_SECURITY_POLICY = (
 
 def register_web(app: Flask) -> None:
     """Blueprints, error pages, security headers and per-request clean-up."""
+    from passes.web.api.openapi import docs
+    from passes.web.api.till import till
     from passes.web.public import public
 
     app.register_blueprint(public)
+    app.register_blueprint(till)
+    app.register_blueprint(docs)
+    # Token-authenticated JSON: no cookies, so no CSRF tokens.
+    app.extensions["csrf"].exempt(till)
     app.teardown_appcontext(close_db)
 
     @app.context_processor

@@ -1,0 +1,1 @@
+"""The JSON API under /api/v1: the till (store keys), partners, and program administration."""

@@ -1,0 +1,465 @@
+"""The till API: look a member up from a scan, record purchases, redemptions, refunds, transfers
+and actions. Thin: parse and authorise here, decide in ``passes.loyalty.ledger``.
+
+Every write is idempotent under the ``Idempotency-Key`` header: the first answer is stored in the
+same transaction as the ledger entries, and a retry with the same key and body gets it again
+without writing anything; the same key with another body is a 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, g, request
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
+
+from passes.db import utcnow
+from passes.loyalty import ledger
+from passes.loyalty.barcode import parse_till_input
+from passes.loyalty.calculator import Line, discount_rate
+from passes.loyalty.ledger import LedgerError, lock_card, lock_cards, rules_of
+from passes.loyalty.models import ApiKey, Card, IdempotencyRecord, Purchase, RewardStock, Store
+from passes.web.api.keys import KeyRejected, authenticate
+from passes.web.api.problems import Problem, problem_response
+from passes.web.api.schemas import (
+    ActionIn,
+    AdjustmentIn,
+    CardOut,
+    CreditIn,
+    EntryOut,
+    PurchaseIn,
+    PurchaseOut,
+    RedemptionIn,
+    RedemptionOut,
+    RefundIn,
+    RefundOut,
+    RewardOut,
+    TierOut,
+    TransferIn,
+    TransferOut,
+)
+from passes.web.context import app_state, db
+
+till = Blueprint("till", __name__, url_prefix="/api/v1")
+Body = TypeVar("Body", bound=BaseModel)
+MAX_IDEMPOTENCY_KEY = 255
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+@till.errorhandler(Problem)
+def _problem(error: Problem) -> Response:
+    db().rollback()
+    return error.response()
+
+
+@till.errorhandler(LedgerError)
+def _ledger_error(error: LedgerError) -> Response:
+    db().rollback()
+    return problem_response(error.status, error.code, error.detail)
+
+
+@till.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    return problem_response(status, f"http_{status}", error.description or "")
+
+
+def api_key(*roles: str) -> ApiKey:
+    """The authenticated key of this request, which must have one of ``roles``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(401, "unauthorized", "send the API key as 'Authorization: Bearer <key>'")
+    try:
+        key = authenticate(db(), token.strip())
+    except KeyRejected as exc:
+        raise Problem(401, "unauthorized", str(exc)) from exc
+    if key.role not in roles:
+        raise Problem(
+            403, "forbidden", f"a {key.role} key cannot do this (needs {' or '.join(roles)})"
+        )
+    g.api_key = key
+    return key
+
+
+def parse(model: type[Body]) -> Body:
+    """The JSON body as ``model``; a 400/415/422 problem naming the offending fields otherwise."""
+    if not request.is_json:
+        raise Problem(415, "unsupported_media_type", "send the body as application/json")
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise Problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {
+                "path": ".".join(str(part) for part in error["loc"]) or "(body)",
+                "message": error["msg"],
+            }
+            for error in exc.errors()
+        ]
+        first = errors[0]
+        raise Problem(
+            422,
+            "validation_failed",
+            f"{first['path']}: {first['message']}"
+            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+            errors=errors,
+        ) from exc
+
+
+def idempotent(key: ApiKey, operation: Callable[[], tuple[int, dict[str, Any]]]) -> Response:
+    """Run ``operation`` (which writes but does not commit) exactly once per Idempotency-Key."""
+    idempotency_key = request.headers.get("Idempotency-Key", "").strip()
+    if not idempotency_key:
+        raise Problem(
+            428,
+            "idempotency_key_required",
+            "send an Idempotency-Key header (e.g. a UUID) with every write",
+        )
+    if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise Problem(400, "idempotency_key_too_long", f"at most {MAX_IDEMPOTENCY_KEY} characters")
+    fingerprint = hashlib.sha256(
+        b"\n".join(
+            [
+                request.method.encode(),
+                request.path.encode(),
+                _canonical(request.get_data(cache=True)),
+            ]
+        )
+    ).hexdigest()
+    session = db()
+    replay = _replay(key, idempotency_key, fingerprint)
+    if replay is not None:
+        return replay
+    status, body = operation()
+    session.add(
+        IdempotencyRecord(
+            api_key_id=key.id,
+            key=idempotency_key,
+            request_hash=fingerprint,
+            status=status,
+            body=body,
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent request with the same key committed first: ours is rolled back whole.
+        session.rollback()
+        replay = _replay(key, idempotency_key, fingerprint)
+        if replay is None:
+            raise
+        return replay
+    return _json(body, status)
+
+
+def _canonical(raw: bytes) -> bytes:
+    try:
+        return json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        return raw
+
+
+def _replay(key: ApiKey, idempotency_key: str, fingerprint: str) -> Response | None:
+    record = db().scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.api_key_id == key.id, IdempotencyRecord.key == idempotency_key
+        )
+    )
+    if record is None:
+        return None
+    if record.request_hash != fingerprint:
+        raise Problem(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a different request; use a new key",
+        )
+    response = _json(record.body, record.status)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _json(body: dict[str, Any], status: int) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json"
+    )
+
+
+# --------------------------------------------------------------------------- cards
+
+
+def find_card(key: ApiKey, code: str, *, lock: bool = False) -> tuple[Card, bool]:
+    """The card a till scanned or typed, and whether it was a genuine scan."""
+    parsed = parse_till_input(app_state().barcode_key, code)
+    if parsed is None:
+        raise Problem(
+            404,
+            "unknown_card",
+            f"{code[:40]!r} is neither a card number (digits with a valid check digit) nor a "
+            "loyalpass QR code",
+        )
+    card = db().scalar(select(Card).where(Card.number == parsed.card_number))
+    if card is None:
+        raise Problem(404, "unknown_card", f"there is no card {parsed.card_number}")
+    if card.program_id != key.program_id:
+        raise Problem(403, "other_program", "this card belongs to another program")
+    if lock:
+        card = lock_card(db(), card.id)
+    return card, parsed.scanned
+
+
+def card_out(card: Card, scanned: bool) -> CardOut:
+    rules = rules_of(card.program)
+    member = ledger.member_context(db(), card, rules, utcnow())
+    stock = dict(
+        db()
+        .execute(
+            select(RewardStock.reward_key, RewardStock.remaining).where(
+                RewardStock.program_id == card.program_id
+            )
+        )
+        .all()
+    )
+    tier_name = card.program.tier_name(card.tier_key)
+    return CardOut(
+        number=card.number,
+        member_name=card.member.name,
+        balance=card.points_balance,
+        tier=TierOut(key=card.tier_key, name=tier_name) if card.tier_key and tier_name else None,
+        discount_rate=discount_rate(rules, member),
+        rewards_available=[
+            RewardOut(
+                key=reward.key,
+                name=reward.name,
+                cost=reward.cost,
+                in_stock=reward.stock is None or stock.get(reward.key, reward.stock) > 0,
+            )
+            for reward in rules.rewards
+            if reward.cost <= card.points_balance
+        ],
+        lookup="scan" if scanned else "typed",
+    )
+
+
+def source_of(key: ApiKey) -> str:
+    """How the ledger names who did it."""
+    if key.role == "store" and key.store is not None:
+        return f"store:{key.store.name}"
+    return f"{key.role}:{key.name}"
+
+
+@till.get("/cards/<path:code>")
+def look_up(code: str) -> Response:
+    key = api_key("store", "partner", "admin")
+    card, scanned = find_card(key, code)
+    return _json(card_out(card, scanned).model_dump(), 200)
+
+
+# --------------------------------------------------------------------------- writes
+
+
+@till.post("/purchases")
+def purchase() -> Response:
+    key = api_key("store", "admin")
+    body = parse(PurchaseIn)
+
+    def run() -> tuple[int, dict[str, Any]]:
+        card, scanned = find_card(key, body.card, lock=True)
+        store_id = key.store_id
+        if body.store is not None:
+            store = db().scalar(
+                select(Store).where(Store.program_id == key.program_id, Store.name == body.store)
+            )
+            if store is None:
+                raise Problem(
+                    422, "unknown_store", f"there is no store {body.store!r} in this program"
+                )
+            if key.role == "store" and store.id != key.store_id:
+                raise Problem(403, "other_store", "a store key records purchases for its own store")
+            store_id = store.id
+        lines = (
+            [Line(line.amount, line.category, line.sku) for line in body.lines]
+            if body.lines is not None
+            else None
+        )
+        result = ledger.record_purchase(
+            db(),
+            card,
+            amount=body.amount,
+            currency=body.currency,
+            lines=lines,
+            store_id=store_id,
+            receipt=body.receipt,
+            source=source_of(key),
+        )
+        quote = result.quote
+        out = PurchaseOut(
+            id=result.purchase.id,
+            amount=quote.amount,
+            currency=body.currency,
+            discount=quote.discount,
+            discount_rate=quote.discount_rate,
+            paid=quote.paid,
+            points_earned=quote.points,
+            cashback_points=quote.cashback_points,
+            breakdown=[row.__dict__ for row in quote.breakdown],  # type: ignore[misc]
+            tier_changed=result.tier_changed,
+            card=card_out(card, scanned),
+        )
+        return 201, out.model_dump()
+
+    return idempotent(key, run)
+
+
+@till.post("/purchases/<int:purchase_id>/refund")
+def refund(purchase_id: int) -> Response:
+    key = api_key("store", "admin")
+    body = parse(RefundIn)
+
+    def run() -> tuple[int, dict[str, Any]]:
+        found = db().get(Purchase, purchase_id)
+        if found is None or found.program_id != key.program_id:
+            raise Problem(404, "unknown_purchase", f"there is no purchase {purchase_id}")
+        card = lock_card(db(), found.card_id)
+        result = ledger.refund_purchase(
+            db(), card, found, amount=body.amount, source=source_of(key)
+        )
+        out = RefundOut(
+            purchase_id=found.id,
+            refunded=result.refunded,
+            refunded_total=found.refunded_amount,
+            points_reversed=result.reversed_points,
+            points_clawed_back=result.clawed_back,
+            shortfall=result.shortfall,
+            card=card_out(card, False),
+        )
+        return 200, out.model_dump()
+
+    return idempotent(key, run)
+
+
+@till.post("/redemptions")
+def redemption() -> Response:
+    key = api_key("store", "partner", "admin")
+    body = parse(RedemptionIn)
+
+    def run() -> tuple[int, dict[str, Any]]:
+        card, scanned = find_card(key, body.card, lock=True)
+        if rules_of(card.program).require_scan_for_redemption and not scanned:
+            raise Problem(
+                403, "scan_required", "this program redeems points only from a scanned card"
+            )
+        if body.reward is not None:
+            result = ledger.redeem_reward(db(), card, reward_key=body.reward, source=source_of(key))
+        else:
+            assert body.receipt_amount is not None
+            result = ledger.redeem_as_money(
+                db(),
+                card,
+                receipt_amount=body.receipt_amount,
+                points=body.points,
+                source=source_of(key),
+            )
+        db().flush()
+        out = RedemptionOut(
+            entry_id=result.entry.id,
+            points=result.points,
+            money=result.money,
+            reward=result.reward_key,
+            card=card_out(card, scanned),
+        )
+        return 201, out.model_dump()
+
+    return idempotent(key, run)
+
+
+@till.post("/transfers")
+def transfer() -> Response:
+    key = api_key("store", "admin")
+    body = parse(TransferIn)
+
+    def run() -> tuple[int, dict[str, Any]]:
+        sender, sender_scanned = find_card(key, body.from_card)
+        receiver, receiver_scanned = find_card(key, body.to)
+        sender, receiver = lock_cards(db(), sender.id, receiver.id)
+        result = ledger.transfer(db(), sender, receiver, points=body.points, source=source_of(key))
+        out = TransferOut(
+            points=result.points,
+            sender=card_out(sender, sender_scanned),
+            receiver=card_out(receiver, receiver_scanned),
+        )
+        return 201, out.model_dump()
+
+    return idempotent(key, run)
+
+
+@till.post("/actions")
+def action() -> Response:
+    key = api_key("store", "partner", "admin")
+    body = parse(ActionIn)
+
+    def run() -> tuple[int, dict[str, Any]]:
+        card, scanned = find_card(key, body.card, lock=True)
+        entry = ledger.award_action(db(), card, action_key=body.action, source=source_of(key))
+        db().flush()
+        out = EntryOut(entry_id=entry.id, points=entry.points, card=card_out(card, scanned))
+        return 201, out.model_dump()
+
+    return idempotent(key, run)
+
+
+@till.post("/credits")
+def partner_credit() -> Response:
+    """A partner business credits points it granted; the partner is the ledger's source."""
+    key = api_key("partner", "admin")
+    body = parse(CreditIn)
+
+    def run() -> tuple[int, dict[str, Any]]:
+        card, scanned = find_card(key, body.card, lock=True)
+        if body.points <= 0 or body.points > ledger.MAX_POINTS:
+            raise Problem(422, "invalid_points", "points must be a positive integer")
+        entry = ledger.credit(
+            db(),
+            card,
+            rules_of(card.program),
+            kind="accrual",
+            points=body.points,
+            source=source_of(key),
+            now=utcnow(),
+            reason=body.reason,
+        )
+        assert entry is not None
+        db().flush()
+        out = EntryOut(entry_id=entry.id, points=entry.points, card=card_out(card, scanned))
+        return 201, out.model_dump()
+
+    return idempotent(key, run)
+
+
+@till.post("/adjustments")
+def adjustment() -> Response:
+    key = api_key("admin")
+    body = parse(AdjustmentIn)
+
+    def run() -> tuple[int, dict[str, Any]]:
+        card, scanned = find_card(key, body.card, lock=True)
+        entry = ledger.adjust(
+            db(), card, points=body.points, reason=body.reason, actor=source_of(key)
+        )
+        db().flush()
+        out = EntryOut(entry_id=entry.id, points=entry.points, card=card_out(card, scanned))
+        return 201, out.model_dump()
+
+    return idempotent(key, run)

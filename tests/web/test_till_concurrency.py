@@ -1,0 +1,123 @@
+"""Tills racing on one card, through HTTP, with real commits (no rolled-back test transaction):
+no overspending, and one Idempotency-Key means one purchase however many retries race."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import Engine, delete, func, select
+
+from factories import make_card, make_program
+from passes import create_app
+from passes.db import make_sessionmaker
+from passes.loyalty.ledger import adjust, check_ledger
+from passes.loyalty.models import Card, LedgerEntry, Program, Purchase
+from passes.wallet.apple.devcerts import DevChain
+from passes.web.api.keys import issue_key
+from support import app_config
+
+THREADS = 8
+RULES = {
+    "currency": "RUB",
+    "earning": {"points": 1, "per_amount": 1000},
+    "points_as_money": {"point_value": 100, "max_share": 10000},
+}
+
+
+@pytest.fixture
+def committed_app(
+    dev_chain: DevChain, database_url: str, engine: Engine
+) -> Iterator[tuple[Flask, str, int, str]]:
+    """An app on the real database; yields (app, store key, card id, card number)."""
+    app = create_app(app_config(dev_chain, database_url))
+    maker = make_sessionmaker(engine)
+    slug = f"race-{uuid.uuid4().hex[:8]}"
+    with maker() as session:
+        program = make_program(session, slug=slug, rules=RULES)
+        card = make_card(session, program)
+        adjust(session, card, points=100, reason="starting balance", actor="test")
+        token = issue_key(
+            session, program, role="store", name="till", store=program.stores[0]
+        ).token
+        session.commit()
+        card_id, number = card.id, card.number
+    yield app, token, card_id, number
+    app.extensions["passes"].engine.dispose()
+    with maker() as session:
+        session.execute(delete(Program).where(Program.slug == slug))
+        session.commit()
+
+
+def race(app: Flask, request: Callable[[Any, int], Any]) -> list[Any]:
+    barrier = threading.Barrier(THREADS)
+    results: list[Any] = [None] * THREADS
+
+    def run(index: int) -> None:
+        client = app.test_client()
+        barrier.wait(timeout=30)
+        results[index] = request(client, index)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def test_concurrent_redemptions_cannot_overspend(
+    committed_app: tuple[Flask, str, int, str], engine: Engine
+) -> None:
+    app, token, card_id, number = committed_app
+
+    def redeem(client: Any, index: int) -> Any:
+        return client.post(
+            "/api/v1/redemptions",
+            json={"card": number, "receipt_amount": 1_000_000, "points": 60},
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"r-{index}"},
+        )
+
+    responses = race(app, redeem)
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [201] + [422] * (THREADS - 1), statuses
+    assert all(
+        r.get_json()["code"] == "insufficient_points" for r in responses if r.status_code == 422
+    )
+    with make_sessionmaker(engine)() as session:
+        card = session.get(Card, card_id)
+        assert card is not None and card.points_balance == 40
+        assert [d for d in check_ledger(session) if d.card_id == card_id] == []
+
+
+def test_racing_retries_of_one_purchase_record_it_once(
+    committed_app: tuple[Flask, str, int, str], engine: Engine
+) -> None:
+    app, token, card_id, number = committed_app
+
+    def buy(client: Any, _index: int) -> Any:
+        return client.post(
+            "/api/v1/purchases",
+            json={"card": number, "amount": 55_000, "currency": "RUB"},
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "receipt-7"},
+        )
+
+    responses = race(app, buy)
+    assert {response.status_code for response in responses} == {201}
+    assert len({response.get_data() for response in responses}) == 1  # everyone got the same answer
+    with make_sessionmaker(engine)() as session:
+        purchases = session.scalar(
+            select(func.count()).select_from(Purchase).where(Purchase.card_id == card_id)
+        )
+        accruals = session.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.card_id == card_id, LedgerEntry.kind == "accrual")
+        )
+        card = session.get(Card, card_id)
+        assert purchases == 1 and accruals == 1
+        assert card is not None and card.points_balance == 155
