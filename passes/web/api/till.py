@@ -13,11 +13,14 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, g, request
-from pydantic import BaseModel, ValidationError
+from flask import Blueprint, Response, g, request, session
+from flask_wtf.csrf import validate_csrf
+from pydantic import BaseModel
+from pydantic import ValidationError as BodyError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
+from wtforms.validators import ValidationError
 
 from passes.db import utcnow
 from passes.loyalty import ledger
@@ -73,20 +76,51 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def api_key(*roles: str) -> ApiKey:
-    """The authenticated key of this request, which must have one of ``roles``."""
+    """The authenticated key of this request, which must have one of ``roles``.
+
+    Tills send ``Authorization: Bearer <key>``. The staff scanner page (``/store``) instead holds
+    a key in its signed session cookie, and then every write must carry the page's CSRF token in
+    ``X-CSRFToken``, since cookies travel with cross-site requests and bearer tokens do not.
+    """
     header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(401, "unauthorized", "send the API key as 'Authorization: Bearer <key>'")
-    try:
-        key = authenticate(db(), token.strip())
-    except KeyRejected as exc:
-        raise Problem(401, "unauthorized", str(exc)) from exc
+    if not header and session.get(STAFF_SESSION_KEY) is not None:
+        key = _session_key()
+    else:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Problem(401, "unauthorized", "send the API key as 'Authorization: Bearer <key>'")
+        try:
+            key = authenticate(db(), token.strip())
+        except KeyRejected as exc:
+            raise Problem(401, "unauthorized", str(exc)) from exc
     if key.role not in roles:
         raise Problem(
             403, "forbidden", f"a {key.role} key cannot do this (needs {' or '.join(roles)})"
         )
     g.api_key = key
+    return key
+
+
+STAFF_SESSION_KEY = "staff_api_key_id"
+
+
+def _session_key() -> ApiKey:
+    key = db().get(ApiKey, session[STAFF_SESSION_KEY])
+    now = utcnow()
+    if (
+        key is None
+        or key.revoked_at is not None
+        or (key.expires_at is not None and key.expires_at <= now)
+    ):
+        session.pop(STAFF_SESSION_KEY, None)
+        raise Problem(401, "unauthorized", "the staff session has ended; sign in again")
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        try:
+            validate_csrf(request.headers.get("X-CSRFToken", ""))
+        except ValidationError as exc:
+            raise Problem(
+                403, "csrf_failed", f"missing or invalid X-CSRFToken header: {exc}"
+            ) from exc
     return key
 
 
@@ -101,7 +135,7 @@ def parse(model: type[Body]) -> Body:
         raise Problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
     try:
         return model.model_validate(data)
-    except ValidationError as exc:
+    except BodyError as exc:
         errors = [
             {
                 "path": ".".join(str(part) for part in error["loc"]) or "(body)",
