@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from passes.state import AppState
 
@@ -16,7 +17,7 @@ def _state() -> AppState:
     return state
 
 
-@click.group("passes")
+@click.group("passes", cls=AppGroup)
 def passes_cli() -> None:
     """loyalpass administration."""
 
@@ -105,6 +106,62 @@ def demo() -> None:
         click.echo(f"demo program '{program.name}': join at {base}/p/{program.slug}/join")
         for card in cards:
             click.echo(f"  {card.member.name}: {base}/c/{card.page_token}")
+
+
+@passes_cli.group("program")
+def program_cli() -> None:
+    """Programs as JSON documents (branding, images, stores, rules)."""
+
+
+@program_cli.command("export")
+@click.argument("slug")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default: stdout).")
+def program_export(slug: str, output: str | None) -> None:
+    """Write program SLUG as a JSON document."""
+    import json
+
+    from sqlalchemy import select
+
+    from passes.loyalty.models import Program
+    from passes.loyalty.program_document import export_program
+
+    with _state().sessionmaker() as session:
+        program = session.scalar(select(Program).where(Program.slug == slug))
+        if program is None:
+            raise click.ClickException(f"there is no program {slug!r}")
+        text = json.dumps(export_program(program), ensure_ascii=False, indent=2) + "\n"
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@program_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def program_import(file: str) -> None:
+    """Create a program from FILE, or replace the program with the same slug."""
+    import json
+
+    from passes.loyalty.program_document import (
+        ProgramDocumentError,
+        apply_program_document,
+        parse_program_document,
+    )
+
+    try:
+        data = json.loads(Path(file).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise click.ClickException(f"{file} is not valid JSON: {exc}") from exc
+    with _state().sessionmaker() as session:
+        try:
+            program, created = apply_program_document(session, parse_program_document(data))
+        except ProgramDocumentError as exc:
+            for path, message in exc.errors:
+                click.echo(f"{path or '(document)'}: {message}", err=True)
+            raise click.ClickException(f"{len(exc.errors)} problem(s) in {file}") from exc
+        session.commit()
+        click.echo(f"{'created' if created else 'replaced'} program {program.slug!r}")
 
 
 @passes_cli.command("create-api-key")

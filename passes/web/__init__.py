@@ -16,6 +16,7 @@ CONTENT_SECURITY_POLICY = (
 
 def register_web(app: Flask) -> None:
     """Blueprints, error pages, security headers and per-request clean-up."""
+    from passes.web.api import programs as _programs  # noqa: F401  (routes on the till blueprint)
     from passes.web.api.openapi import docs
     from passes.web.api.till import till
     from passes.web.public import public

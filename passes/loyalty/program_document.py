@@ -1,0 +1,371 @@
+"""A program as one JSON document: branding, images, stores and rules.
+
+The same parser serves ``flask passes program import``, ``PUT /api/v1/programs/<slug>`` and (later)
+the designer, so a document valid in one place is valid everywhere, and every error names its field
+path (``stores[1].latitude``, ``rules.tiers.levels[2].threshold``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from passes.loyalty.ledger import sync_reward_stock
+from passes.loyalty.models import Program, Store
+from passes.loyalty.rules import ProgramRules, RulesError, parse_rules, rules_to_dict
+from passes.wallet.apple.images import ImageError, render_pass_images, validate_colour
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+PREFIX = re.compile(r"^[0-9]{2,6}$")
+IMAGE_NAMES = ("logo", "icon", "strip")
+MAX_STORES = 500
+TOP_LEVEL = {
+    "format",
+    "slug",
+    "name",
+    "organization_name",
+    "description",
+    "card_prefix",
+    "points_label",
+    "colors",
+    "images",
+    "terms",
+    "support",
+    "stores",
+    "rules",
+}
+FORMAT = "loyalpass.program/1"
+
+
+class ProgramDocumentError(ValueError):
+    """Every problem of a document at once, as (field path, message) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__(
+            "; ".join(f"{path or '(document)'}: {message}" for path, message in errors)
+        )
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    name: str
+    address: str
+    latitude: float | None
+    longitude: float | None
+    relevant_text: str | None
+
+
+@dataclass(frozen=True)
+class ProgramDocument:
+    slug: str
+    name: str
+    organization_name: str
+    description: str
+    card_prefix: str
+    points_label: str
+    background_color: str
+    foreground_color: str
+    label_color: str
+    images: dict[str, bytes | None]
+    terms: str
+    support_email: str | None
+    support_phone: str | None
+    website: str | None
+    stores: tuple[StoreSpec, ...]
+    rules: ProgramRules
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append((path, message))
+
+
+def _text(
+    errors: _Errors, data: dict[str, Any], key: str, path: str, *, limit: int, required: bool
+) -> str | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            errors.add(path, "is required")
+        return None
+    if not isinstance(value, str):
+        errors.add(path, "must be a string")
+        return None
+    value = value.strip()
+    if required and not value:
+        errors.add(path, "must not be empty")
+    if len(value) > limit:
+        errors.add(path, f"must be at most {limit} characters")
+    return value
+
+
+def _unknown(errors: _Errors, data: dict[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in sorted(set(data) - allowed):
+        errors.add(f"{prefix}{key}", "is not a known field")
+
+
+def _coordinate(errors: _Errors, value: Any, path: str, bound: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        errors.add(path, "must be a number")
+        return None
+    if not -bound <= value <= bound:
+        errors.add(path, f"must be between -{bound:g} and {bound:g}")
+        return None
+    return float(value)
+
+
+def parse_program_document(data: Any) -> ProgramDocument:
+    """Validate a whole document; raise ProgramDocumentError listing every problem."""
+    errors = _Errors()
+    if not isinstance(data, dict):
+        raise ProgramDocumentError([("", "must be a JSON object")])
+    _unknown(errors, data, TOP_LEVEL, "")
+    if data.get("format", FORMAT) != FORMAT:
+        errors.add("format", f"must be {FORMAT!r}")
+    slug = _text(errors, data, "slug", "slug", limit=63, required=True)
+    if slug and not SLUG.fullmatch(slug):
+        errors.add("slug", "must be 2-63 lower-case letters, digits and dashes")
+    name = _text(errors, data, "name", "name", limit=120, required=True)
+    organization = _text(
+        errors, data, "organization_name", "organization_name", limit=120, required=True
+    )
+    description = _text(errors, data, "description", "description", limit=200, required=True)
+    prefix = _text(errors, data, "card_prefix", "card_prefix", limit=6, required=True)
+    if prefix and not PREFIX.fullmatch(prefix):
+        errors.add("card_prefix", "must be 2 to 6 digits")
+    points_label = _text(errors, data, "points_label", "points_label", limit=40, required=False)
+    terms = _text(errors, data, "terms", "terms", limit=4000, required=False)
+
+    colors = data.get("colors") or {}
+    chosen: dict[str, str] = {}
+    if not isinstance(colors, dict):
+        errors.add("colors", "must be an object")
+        colors = {}
+    _unknown(errors, colors, {"background", "foreground", "label"}, "colors.")
+    for key, default in (
+        ("background", "#3b2a20"),
+        ("foreground", "#ffffff"),
+        ("label", "#e8d5b5"),
+    ):
+        try:
+            chosen[key] = validate_colour(colors.get(key, default))
+        except (ValueError, TypeError, AttributeError):
+            errors.add(f"colors.{key}", "must be a colour like #3b2a20")
+
+    images: dict[str, bytes | None] = {}
+    raw_images = data.get("images") or {}
+    if not isinstance(raw_images, dict):
+        errors.add("images", "must be an object")
+        raw_images = {}
+    _unknown(errors, raw_images, set(IMAGE_NAMES), "images.")
+    for key in IMAGE_NAMES:
+        value = raw_images.get(key)
+        if value is None:
+            images[key] = None
+            continue
+        if not isinstance(value, str):
+            errors.add(f"images.{key}", "must be base64-encoded PNG or JPEG, or null")
+            continue
+        try:
+            images[key] = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            errors.add(f"images.{key}", "is not valid base64")
+
+    support = data.get("support") or {}
+    if not isinstance(support, dict):
+        errors.add("support", "must be an object")
+        support = {}
+    _unknown(errors, support, {"email", "phone", "website"}, "support.")
+    email = _text(errors, support, "email", "support.email", limit=254, required=False)
+    phone = _text(errors, support, "phone", "support.phone", limit=32, required=False)
+    website = _text(errors, support, "website", "support.website", limit=200, required=False)
+    if website and not website.startswith(("https://", "http://")):
+        errors.add("support.website", "must start with https://")
+
+    stores: list[StoreSpec] = []
+    raw_stores = data.get("stores") or []
+    if not isinstance(raw_stores, list):
+        errors.add("stores", "must be a list")
+        raw_stores = []
+    if len(raw_stores) > MAX_STORES:
+        errors.add("stores", f"at most {MAX_STORES} stores")
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_stores):
+        path = f"stores[{index}]"
+        if not isinstance(raw, dict):
+            errors.add(path, "must be an object")
+            continue
+        _unknown(
+            errors, raw, {"name", "address", "latitude", "longitude", "relevant_text"}, f"{path}."
+        )
+        store_name = _text(errors, raw, "name", f"{path}.name", limit=120, required=True)
+        if store_name:
+            if store_name in seen:
+                errors.add(f"{path}.name", f"{store_name!r} appears twice")
+            seen.add(store_name)
+        latitude = _coordinate(errors, raw.get("latitude"), f"{path}.latitude", 90)
+        longitude = _coordinate(errors, raw.get("longitude"), f"{path}.longitude", 180)
+        if (raw.get("latitude") is None) != (raw.get("longitude") is None):
+            errors.add(path, "give both latitude and longitude, or neither")
+        stores.append(
+            StoreSpec(
+                name=store_name or "",
+                address=_text(errors, raw, "address", f"{path}.address", limit=240, required=False)
+                or "",
+                latitude=latitude,
+                longitude=longitude,
+                relevant_text=_text(
+                    errors, raw, "relevant_text", f"{path}.relevant_text", limit=120, required=False
+                ),
+            )
+        )
+
+    rules: ProgramRules | None = None
+    try:
+        rules = parse_rules(data.get("rules") or {})
+    except RulesError as exc:
+        for path, message in exc.errors:
+            errors.add(f"rules.{path}" if path else "rules", message)
+
+    if not errors.items and any(images.values()):
+        try:
+            render_pass_images(
+                title=name or "",
+                background=chosen["background"],
+                foreground=chosen["foreground"],
+                logo=images.get("logo"),
+                icon=images.get("icon"),
+                strip=images.get("strip"),
+            )
+        except ImageError as exc:
+            errors.add("images", str(exc))
+
+    if errors.items or rules is None:
+        raise ProgramDocumentError(errors.items)
+    assert slug and name and organization and description and prefix
+    return ProgramDocument(
+        slug=slug,
+        name=name,
+        organization_name=organization,
+        description=description,
+        card_prefix=prefix,
+        points_label=points_label or "Points",
+        background_color=chosen["background"],
+        foreground_color=chosen["foreground"],
+        label_color=chosen["label"],
+        images=images,
+        terms=terms or "",
+        support_email=email or None,
+        support_phone=phone or None,
+        website=website or None,
+        stores=tuple(stores),
+        rules=rules,
+    )
+
+
+def export_program(program: Program) -> dict[str, Any]:
+    """The program as a document that :func:`parse_program_document` accepts unchanged."""
+
+    def encoded(image: bytes | None) -> str | None:
+        return base64.b64encode(image).decode("ascii") if image else None
+
+    return {
+        "format": FORMAT,
+        "slug": program.slug,
+        "name": program.name,
+        "organization_name": program.organization_name,
+        "description": program.description,
+        "card_prefix": program.card_prefix,
+        "points_label": program.points_label,
+        "colors": {
+            "background": program.background_color,
+            "foreground": program.foreground_color,
+            "label": program.label_color,
+        },
+        "images": {
+            "logo": encoded(program.logo_image),
+            "icon": encoded(program.icon_image),
+            "strip": encoded(program.strip_image),
+        },
+        "terms": program.terms,
+        "support": {
+            "email": program.support_email,
+            "phone": program.support_phone,
+            "website": program.website,
+        },
+        "stores": [
+            {
+                "name": store.name,
+                "address": store.address,
+                "latitude": store.latitude,
+                "longitude": store.longitude,
+                "relevant_text": store.relevant_text,
+            }
+            for store in program.stores
+        ],
+        "rules": rules_to_dict(parse_rules(program.rules or {})),
+    }
+
+
+def apply_program_document(session: Session, document: ProgramDocument) -> tuple[Program, bool]:
+    """Create the program, or replace an existing one with the same slug. Returns (program,
+    created). Stores are matched by name: kept ones keep their id (and their API keys), missing
+    ones are removed with their keys. The card prefix of an existing program cannot change, since
+    issued card numbers carry it."""
+    program = session.scalar(select(Program).where(Program.slug == document.slug))
+    created = program is None
+    clash = session.scalar(
+        select(Program).where(
+            Program.card_prefix == document.card_prefix, Program.slug != document.slug
+        )
+    )
+    if clash is not None:
+        raise ProgramDocumentError([("card_prefix", f"is already used by program {clash.slug!r}")])
+    if program is None:
+        program = Program(slug=document.slug, card_prefix=document.card_prefix)
+        session.add(program)
+    elif program.card_prefix != document.card_prefix:
+        raise ProgramDocumentError(
+            [("card_prefix", f"cannot change from {program.card_prefix}: cards carry it")]
+        )
+    program.name = document.name
+    program.organization_name = document.organization_name
+    program.description = document.description
+    program.points_label = document.points_label
+    program.background_color = document.background_color
+    program.foreground_color = document.foreground_color
+    program.label_color = document.label_color
+    program.logo_image = document.images.get("logo")
+    program.icon_image = document.images.get("icon")
+    program.strip_image = document.images.get("strip")
+    program.terms = document.terms
+    program.support_email = document.support_email
+    program.support_phone = document.support_phone
+    program.website = document.website
+    program.currency = document.rules.currency
+    program.rules = rules_to_dict(document.rules)
+    by_name = {store.name: store for store in program.stores}
+    kept: list[Store] = []
+    for spec in document.stores:
+        store = by_name.pop(spec.name, None) or Store(name=spec.name)
+        store.address = spec.address
+        store.latitude = spec.latitude
+        store.longitude = spec.longitude
+        store.relevant_text = spec.relevant_text
+        kept.append(store)
+    program.stores = kept
+    session.flush()
+    sync_reward_stock(session, program)
+    return program, created
