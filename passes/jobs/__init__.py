@@ -36,6 +36,42 @@ def check_certificate_expiry(app: Flask, now: datetime | None = None) -> timedel
     return left
 
 
+def expire_points(app: Flask, now: datetime | None = None) -> int:
+    """Expire every point lot that is due, in batches, each batch its own transaction."""
+    from passes.loyalty.ledger import expire_due
+
+    state: AppState = app.extensions["passes"]
+    total = 0
+    while True:
+        with state.sessionmaker() as session:
+            report = expire_due(session, now=now)
+            session.commit()
+        total += report.points
+        if report.cards == 0:
+            break
+    if total:
+        log.info("expired %d points", total)
+    return total
+
+
+def evaluate_tiers(app: Flask, now: datetime | None = None) -> int:
+    """Nightly: re-qualify every card's tier (downgrades happen only here)."""
+    from sqlalchemy import select
+
+    from passes.loyalty.ledger import evaluate_tiers as evaluate
+    from passes.loyalty.models import Program
+
+    state: AppState = app.extensions["passes"]
+    changed = 0
+    with state.sessionmaker() as session:
+        for program in session.scalars(select(Program)).all():
+            changed += len(evaluate(session, program, now=now))
+            session.commit()
+    if changed:
+        log.info("tier evaluation changed %d cards", changed)
+    return changed
+
+
 def build_scheduler(app: Flask) -> BackgroundScheduler:
     """A scheduler with every recurring job registered (not started)."""
     scheduler = BackgroundScheduler(timezone=UTC)
@@ -46,6 +82,25 @@ def build_scheduler(app: Flask) -> BackgroundScheduler:
         args=[app],
         id="certificate-expiry",
         next_run_time=datetime.now(UTC),
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        expire_points,
+        "interval",
+        hours=1,
+        args=[app],
+        id="expire-points",
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        evaluate_tiers,
+        "cron",
+        hour=2,
+        minute=30,
+        args=[app],
+        id="evaluate-tiers",
         coalesce=True,
         max_instances=1,
     )

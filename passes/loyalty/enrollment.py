@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from passes.db import utcnow
 from passes.loyalty.barcode import barcode_payload
 from passes.loyalty.card_numbers import generate_card_number
+from passes.loyalty.ledger import welcome
 from passes.loyalty.models import Card, Member, Program
 
 NAME_MAX = 120
@@ -133,6 +134,7 @@ def enroll(
         try:
             with session.begin_nested():
                 card = _issue_card(session, program, applicant, barcode_key=barcode_key, now=now)
+                welcome(session, card, now=now)
             return Enrollment(card, created=True)
         except IntegrityError:
             existing = find_card_by_email(session, program, applicant.email)

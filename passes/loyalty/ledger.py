@@ -817,6 +817,55 @@ def expiring_soon(
 
 
 @dataclass(frozen=True)
+class TierChange:
+    card_id: int
+    old: str | None
+    new: str | None
+
+
+def evaluate_tiers(
+    session: Session, program: Program, *, now: datetime | None = None, batch: int = 1000
+) -> list[TierChange]:
+    """Re-qualify every card of ``program`` on its window's metric: the only place a tier goes
+    down (purchases only ever upgrade). Cards are read in batches; changed ones go to the outbox
+    through the version hook."""
+    from passes.loyalty.calculator import evaluated_tier
+
+    now = now or utcnow()
+    rules = rules_of(program)
+    if rules.tiers is None:
+        return []
+    since = now - timedelta(days=rules.tiers.window_days)
+    if rules.tiers.metric == "spend":
+        metric = select(
+            Purchase.card_id,
+            func.sum(Purchase.paid - (Purchase.paid * Purchase.refunded_amount) / Purchase.amount),
+        ).where(Purchase.program_id == program.id, Purchase.created_at >= since)
+        values = dict(session.execute(metric.group_by(Purchase.card_id)).all())
+    else:
+        metric = select(LedgerEntry.card_id, func.sum(LedgerEntry.points)).where(
+            LedgerEntry.program_id == program.id,
+            LedgerEntry.points > 0,
+            LedgerEntry.kind.in_(("accrual", "action_bonus", "cashback", "welcome_bonus")),
+            LedgerEntry.created_at >= since,
+        )
+        values = dict(session.execute(metric.group_by(LedgerEntry.card_id)).all())
+    changes: list[TierChange] = []
+    cards = session.scalars(
+        select(Card)
+        .where(Card.program_id == program.id)
+        .order_by(Card.id)
+        .execution_options(yield_per=batch)
+    )
+    for card in cards:
+        new = evaluated_tier(rules, int(values.get(card.id) or 0))
+        if new != card.tier_key:
+            changes.append(TierChange(card.id, card.tier_key, new))
+            card.tier_key = new
+    return changes
+
+
+@dataclass(frozen=True)
 class Drift:
     card_id: int
     what: str

@@ -20,9 +20,11 @@ def register_web(app: Flask) -> None:
     from passes.web.api.openapi import docs
     from passes.web.api.till import till
     from passes.web.public import public
+    from passes.web.store import store
 
     app.register_blueprint(public)
     app.register_blueprint(till)
+    app.register_blueprint(store)
     app.register_blueprint(docs)
     # Token-authenticated JSON: no cookies, so no CSRF tokens.
     app.extensions["csrf"].exempt(till)
