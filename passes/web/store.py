@@ -14,7 +14,7 @@ from passes.loyalty.calculator import _MINOR_DIGITS
 from passes.loyalty.ledger import rules_of
 from passes.loyalty.models import ApiKey
 from passes.web.api.keys import KeyRejected, authenticate
-from passes.web.api.till import STAFF_SESSION_KEY
+from passes.web.api.till import STAFF_SESSION_KEY, till
 from passes.web.context import db
 
 store = Blueprint("store", __name__, url_prefix="/store")
@@ -101,6 +101,7 @@ def scanner() -> BaseResponse:
             "store.html",
             key=key,
             program=program,
+            api_base=till.url_prefix,
             store=key.store,
             currency=rules.currency,
             minor_digits=_MINOR_DIGITS.get(rules.currency, 2),

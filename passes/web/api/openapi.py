@@ -102,6 +102,26 @@ OPERATIONS: list[Operation] = [
         schemas.EntryOut,
         (400, 401, 403, 404, 409, 415, 422, 428),
     ),
+    (
+        "get",
+        "/api/v1/programs/{slug}",
+        "Read a program as one document",
+        "admin",
+        None,
+        200,
+        schemas.ProgramDocumentBody,
+        (401, 403, 404),
+    ),
+    (
+        "put",
+        "/api/v1/programs/{slug}",
+        "Replace a program with a document (validated as on import)",
+        "admin",
+        schemas.ProgramDocumentBody,
+        200,
+        schemas.ProgramDocumentBody,
+        (400, 401, 403, 404, 415, 422),
+    ),
 ]
 
 

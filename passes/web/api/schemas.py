@@ -4,9 +4,9 @@ amount of ``12.5`` or ``"1250"`` is refused, never coerced) and generates the JS
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt, model_validator
 
 Code = Annotated[
     str, Field(min_length=1, max_length=120, description="scanned QR payload or card number")
@@ -150,6 +150,10 @@ class EntryOut(BaseModel):
     entry_id: int
     points: int
     card: CardOut
+
+
+class ProgramDocumentBody(RootModel[dict[str, Any]]):
+    """A program as one document (format "loyalpass.program/1"); see the README for every field."""
 
 
 class ProblemOut(BaseModel):
