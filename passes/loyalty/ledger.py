@@ -43,7 +43,7 @@ from passes.loyalty.models import (
     Purchase,
     RewardStock,
 )
-from passes.loyalty.rules import ProgramRules, parse_rules
+from passes.loyalty.rules import ProgramRules, ProgressiveDiscount, parse_rules
 
 # Larger amounts are typing errors, not purchases (100 million in major units).
 MAX_AMOUNT = 10_000_000_000
@@ -117,7 +117,7 @@ def _entry(
         kind=kind,
         points=points,
         money=money,
-        purchase_id=purchase.id if purchase is not None else None,
+        purchase=purchase,
         counterpart_card_id=counterpart.id if counterpart is not None else None,
         source=source,
         reason=reason,
@@ -160,13 +160,12 @@ def credit(
         reason=reason,
         detail=detail,
     )
-    session.flush()
     expires_on = expiry_date(rules, local_date(rules, now))
     session.add(
         PointLot(
             card_id=card.id,
-            entry_id=entry.id,
-            purchase_id=purchase.id if purchase is not None else None,
+            entry=entry,
+            purchase=purchase,
             earned_at=now,
             expires_at=end_of_local_day(rules, expires_on) if expires_on else None,
             remaining=points,
@@ -207,7 +206,7 @@ def debit(
         )
     )
     if prefer_purchase is not None:
-        lots.sort(key=lambda lot: lot.purchase_id != prefer_purchase.id)
+        lots.sort(key=lambda lot: lot.purchase is not prefer_purchase)
     left = points
     used: list[list[int]] = []
     for lot in lots:
@@ -266,13 +265,21 @@ def member_context(
 ) -> MemberContext:
     """What the rules need to know about the member at ``now``: birthday, tier, spend in the
     current discount period (before this purchase) and whether they ever bought anything."""
-    today = local_date(rules, now)
-    since = end_of_local_day(rules, period_start(rules, today) - timedelta(days=1))
-    first = session.scalar(select(Purchase.id).where(Purchase.card_id == card.id).limit(1)) is None
+    period_spend = 0
+    if isinstance(rules.discount, ProgressiveDiscount):  # the only rule that reads it
+        today = local_date(rules, now)
+        since = end_of_local_day(rules, period_start(rules, today) - timedelta(days=1))
+        period_spend = _period_spend(session, card, since)
+    first = False
+    welcome_bonus = rules.earning.welcome_bonus
+    if welcome_bonus is not None and welcome_bonus.on == "first_purchase":
+        first = (
+            session.scalar(select(Purchase.id).where(Purchase.card_id == card.id).limit(1)) is None
+        )
     return MemberContext(
         birthday=card.member.birthday,
         tier_key=card.tier_key,
-        period_spend=_period_spend(session, card, since),
+        period_spend=period_spend,
         is_first_purchase=first,
     )
 
@@ -296,6 +303,8 @@ def tier_metric(session: Session, card: Card, rules: ProgramRules, now: datetime
 
 
 def _upgrade_tier(session: Session, card: Card, rules: ProgramRules, now: datetime) -> bool:
+    if rules.tiers is None:
+        return False
     new_tier = upgraded_tier(rules, card.tier_key, tier_metric(session, card, rules, now))
     if new_tier is None or new_tier == card.tier_key:
         return False
@@ -360,7 +369,6 @@ def record_purchase(
         created_at=now,
     )
     session.add(purchase)
-    session.flush()
     credit(
         session,
         card,
@@ -383,7 +391,6 @@ def record_purchase(
         purchase=purchase,
     )
     card.lifetime_spend = card.lifetime_spend + quote.paid
-    session.flush()
     return PurchaseResult(purchase, quote, _upgrade_tier(session, card, rules, now))
 
 

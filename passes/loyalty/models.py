@@ -176,6 +176,8 @@ class LedgerEntry(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    purchase: Mapped[Purchase | None] = relationship()
+
     __table_args__ = (
         Index("ix_ledger_entries_card_created", "card_id", "created_at"),
         Index("ix_ledger_entries_program_created", "program_id", "created_at"),
@@ -198,6 +200,9 @@ class PointLot(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     remaining: Mapped[int] = mapped_column(BigInteger)
     warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    entry: Mapped[LedgerEntry] = relationship()
+    purchase: Mapped[Purchase | None] = relationship()
 
     __table_args__ = (
         CheckConstraint("remaining >= 0", name="remaining_not_negative"),

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, func, inspect, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from passes.db import utcnow
@@ -83,14 +85,30 @@ def bump_card(session: Session, card: Card) -> None:
     the wallet outbox gets (or keeps) a pending row for the card, in the same transaction."""
     card.content_version = Card.content_version + 1  # in SQL: concurrent bumps both count
     card.pass_updated_at = _next_second(card.pass_updated_at, card.program.design_updated_at)
-    pending = session.get(WalletUpdate, card.id)
-    if pending is None:
-        session.add(WalletUpdate(card_id=card.id, revision=1, requested_at=utcnow()))
-    else:
-        pending.revision = WalletUpdate.revision + 1
-        pending.apple_pending = True
-        pending.google_pending = True
-        pending.requested_at = utcnow()
+    _queue_wallet_update(session, card.id)
+
+
+def _queue_wallet_update(session: Session, card_id: int) -> None:
+    """Insert the card's outbox row, or bump it if one is pending: one statement, no read."""
+    connection = session.connection()
+    insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    statement = insert(WalletUpdate).values(
+        card_id=card_id, revision=1, apple_pending=True, google_pending=True, requested_at=now
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[WalletUpdate.card_id],
+        set_={
+            "revision": WalletUpdate.revision + 1,
+            "apple_pending": True,
+            "google_pending": True,
+            "requested_at": statement.excluded.requested_at,
+        },
+    )
+    connection.execute(statement)
+    pending = session.identity_map.get(session.identity_key(WalletUpdate, card_id))
+    if pending is not None:
+        session.expire(pending)
 
 
 def bump_design(session: Session, program: Program) -> None:

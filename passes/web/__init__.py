@@ -30,6 +30,11 @@ def register_web(app: Flask) -> None:
     app.extensions["csrf"].exempt(till)
     app.teardown_appcontext(close_db)
 
+    @app.get("/healthz")
+    def healthz() -> Response:
+        """Liveness for load balancers: answers without touching the database."""
+        return Response("ok\n", mimetype="text/plain")
+
     @app.context_processor
     def _globals() -> dict[str, object]:
         return {"development_certificates": app_state().development_certificates}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from passes.db import utcnow
 from passes.loyalty.models import ApiKey, Program, Store
@@ -68,7 +68,9 @@ def authenticate(session: Session, token: str, now: datetime | None = None) -> A
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "lp" or not parts[1] or not parts[2]:
         raise KeyRejected("the API key is malformed (expected lp_<prefix>_<secret>)")
-    record = session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+    record = session.scalar(
+        select(ApiKey).where(ApiKey.prefix == parts[1]).options(joinedload(ApiKey.store))
+    )
     expected = record.secret_hash if record is not None else _hash("no such key")
     if not hmac.compare_digest(_hash(parts[2]), expected) or record is None:
         raise KeyRejected("the API key is not valid")

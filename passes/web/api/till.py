@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as BodyError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
@@ -244,13 +245,18 @@ def find_card(key: ApiKey, code: str, *, lock: bool = False) -> tuple[Card, bool
             f"{code[:40]!r} is neither a card number (digits with a valid check digit) nor a "
             "loyalpass QR code",
         )
-    card = db().scalar(select(Card).where(Card.number == parsed.card_number))
+    query = (
+        select(Card)
+        .where(Card.number == parsed.card_number)
+        .options(joinedload(Card.member, innerjoin=True), joinedload(Card.program, innerjoin=True))
+    )
+    if lock:  # one round trip: find, load what the rules need, and lock the card row
+        query = query.with_for_update(of=Card).execution_options(populate_existing=True)
+    card = db().scalar(query)
     if card is None:
         raise Problem(404, "unknown_card", f"there is no card {parsed.card_number}")
     if card.program_id != key.program_id:
         raise Problem(403, "other_program", "this card belongs to another program")
-    if lock:
-        card = lock_card(db(), card.id)
     return card, parsed.scanned
 
 
@@ -338,6 +344,7 @@ def purchase() -> Response:
             receipt=body.receipt,
             source=source_of(key),
         )
+        db().flush()  # one flush writes purchase, entries, lots, card and outbox
         quote = result.quote
         out = PurchaseOut(
             id=result.purchase.id,
