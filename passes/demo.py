@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from passes.loyalty.enrollment import Applicant, enroll
+from passes.loyalty.ledger import sync_reward_stock
 from passes.loyalty.models import Card, Program, Store
 
 DEMO_SLUG = "zerno"
@@ -127,6 +128,7 @@ def load_demo(session: Session, *, barcode_key: bytes) -> tuple[Program, list[Ca
         )
         session.add(program)
         session.flush()
+        sync_reward_stock(session, program)
     cards = [
         enroll(session, program, applicant, barcode_key=barcode_key).card
         for applicant in SAMPLE_MEMBERS
