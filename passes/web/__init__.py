@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Flask, Response, render_template
+from flask import Flask, Response, render_template, request
 
+from passes.web.api.problems import problem_response
 from passes.web.context import app_state, close_db
 
 CONTENT_SECURITY_POLICY = (
@@ -50,13 +51,23 @@ def register_web(app: Flask) -> None:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
-    for code, title in ((400, "Bad request"), (404, "Not found"), (413, "Too large")):
+    for code, title in (
+        (400, "Bad request"),
+        (404, "Not found"),
+        (405, "Method not allowed"),
+        (413, "Too large"),
+        (500, "Something went wrong"),
+    ):
         app.register_error_handler(code, _error_page(code, title))
 
 
-def _error_page(code: int, title: str) -> Callable[[Exception], tuple[str, int]]:
-    def handler(error: Exception) -> tuple[str, int]:
-        description = getattr(error, "description", "")
+def _error_page(code: int, title: str) -> Callable[[Exception], Response | tuple[str, int]]:
+    """HTML for people; problem+json for anything under /api/, whatever failed."""
+
+    def handler(error: Exception) -> Response | tuple[str, int]:
+        description = getattr(error, "description", "") if code != 500 else ""
+        if request.path.startswith("/api/"):
+            return problem_response(code, f"http_{code}", description or title)
         return render_template("error.html", code=code, title=title, detail=description), code
 
     return handler

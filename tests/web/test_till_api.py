@@ -526,3 +526,11 @@ def test_adjustments_need_an_admin_key_and_a_reason(till: Till) -> None:
         == 201
     )
     assert till.balance() == 0
+
+
+def test_unknown_api_urls_and_methods_answer_with_problems(till: Till) -> None:
+    assert_problem(till.get("/nothing-here"), 404, "http_404")
+    wrong_method = till.client.delete(f"/api/v1/cards/{till.card.number}")
+    assert_problem(wrong_method, 405, "http_405")
+    page = till.client.get("/no-such-page")
+    assert page.status_code == 404 and page.mimetype == "text/html"
