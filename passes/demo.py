@@ -95,7 +95,6 @@ def load_demo(session: Session, *, barcode_key: bytes) -> tuple[Program, list[Ca
             organization_name="Кофейня «Зерно»",
             description="Карта лояльности кофейни «Зерно»",
             card_prefix="7701",
-            currency="RUB",
             points_label="Баллы",
             background_color="#3b2a20",
             foreground_color="#ffffff",

@@ -342,6 +342,11 @@ def record_purchase(
         raise LedgerError(
             "wrong_currency", f"this program works in {rules.currency}, not {currency}"
         )
+    if lines is not None and any(
+        isinstance(line.amount, bool) or not isinstance(line.amount, int) or line.amount < 0
+        for line in lines
+    ):
+        raise LedgerError("invalid_amount", "every line amount must be zero or positive")
     if lines is not None and sum(line.amount for line in lines) != amount:
         raise LedgerError("lines_mismatch", "the lines' amounts must add up to the amount")
     today = local_date(rules, now)

@@ -35,7 +35,6 @@ class Program(Base):
     organization_name: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(String(200))
     card_prefix: Mapped[str] = mapped_column(String(6), unique=True)
-    currency: Mapped[str] = mapped_column(String(3), default="RUB")
     points_label: Mapped[str] = mapped_column(String(40), default="Points")
     background_color: Mapped[str] = mapped_column(String(7), default="#3b2a20")
     foreground_color: Mapped[str] = mapped_column(String(7), default="#ffffff")

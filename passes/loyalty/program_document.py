@@ -354,7 +354,6 @@ def apply_program_document(session: Session, document: ProgramDocument) -> tuple
     program.support_email = document.support_email
     program.support_phone = document.support_phone
     program.website = document.website
-    program.currency = document.rules.currency
     program.rules = rules_to_dict(document.rules)
     by_name = {store.name: store for store in program.stores}
     kept: list[Store] = []

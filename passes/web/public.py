@@ -8,7 +8,16 @@ import smtplib
 from datetime import datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -43,8 +52,6 @@ def _card_or_404(token: str) -> Card:
 
 def card_url(card: Card) -> str:
     """The card page's public address (sent by e-mail, so absolute)."""
-    from flask import current_app
-
     return f"{current_app.config['PUBLIC_URL']}/c/{card.page_token}"
 
 

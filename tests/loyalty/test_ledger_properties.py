@@ -44,7 +44,7 @@ operation = st.one_of(
 def test_balance_is_the_sum_of_the_ledger_and_never_negative(
     db_session: Session, operations: list[tuple[str, int, int]]
 ) -> None:
-    program = make_program(db_session, rules=RULES, currency="RUB")
+    program = make_program(db_session, rules=RULES)
     ledger.sync_reward_stock(db_session, program)
     cards = [make_card(db_session, program), make_card(db_session, program)]
     db_session.flush()

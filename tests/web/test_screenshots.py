@@ -104,7 +104,6 @@ def live(dev_chain: DevChain, tmp_path: Path) -> Iterator[Live]:
             name="Зерно",
             organization_name="Coffee Grain Ltd",
             rules=RULES,
-            currency="RUB",
             points_label="Beans",
         )
         card = make_card(session, program, name="Анна Смирнова")

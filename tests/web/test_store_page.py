@@ -45,7 +45,7 @@ class Shop:
 
 @pytest.fixture
 def shop(app: Flask, db_session: Session) -> Shop:
-    program = make_program(db_session, name="Зерно", rules=RULES, currency="RUB")
+    program = make_program(db_session, name="Зерно", rules=RULES)
     card = make_card(db_session, program, name="Анна Смирнова")
     store = issue_key(db_session, program, role="store", name="till 1", store=program.stores[1])
     admin = issue_key(db_session, program, role="admin", name="owner").token

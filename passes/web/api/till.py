@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, request, session
@@ -34,6 +35,7 @@ from passes.web.api.problems import Problem, problem_response
 from passes.web.api.schemas import (
     ActionIn,
     AdjustmentIn,
+    AppliedOut,
     CardOut,
     CreditIn,
     EntryOut,
@@ -355,7 +357,7 @@ def purchase() -> Response:
             paid=quote.paid,
             points_earned=quote.points,
             cashback_points=quote.cashback_points,
-            breakdown=[row.__dict__ for row in quote.breakdown],  # type: ignore[misc]
+            breakdown=[AppliedOut(**asdict(row)) for row in quote.breakdown],
             tier_changed=result.tier_changed,
             card=card_out(card, scanned),
         )
