@@ -34,6 +34,13 @@ from passes.loyalty.calculator import (
     price_purchase,
     upgraded_tier,
 )
+from passes.loyalty.ledger_sql import (
+    change_card,
+    insert_lot,
+    insert_row,
+    set_lot_remaining,
+    spendable_lots,
+)
 from passes.loyalty.models import (
     ActionCount,
     Card,
@@ -110,22 +117,29 @@ def _entry(
     counterpart: Card | None = None,
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
+    apply: bool = True,
 ) -> LedgerEntry:
-    entry = LedgerEntry(
-        program_id=card.program_id,
-        card_id=card.id,
-        kind=kind,
-        points=points,
-        money=money,
-        purchase=purchase,
-        counterpart_card_id=counterpart.id if counterpart is not None else None,
-        source=source,
-        reason=reason,
-        detail=detail,
-        created_at=now,
+    """Write one entry now; with ``apply`` (the default) the card's balance moves with it.
+    Callers that change the card in several ways at once pass ``apply=False`` and call
+    :func:`change_card` once."""
+    entry = insert_row(
+        session,
+        LedgerEntry(
+            program_id=card.program_id,
+            card_id=card.id,
+            kind=kind,
+            points=points,
+            money=money,
+            purchase_id=purchase.id if purchase is not None else None,
+            counterpart_card_id=counterpart.id if counterpart is not None else None,
+            source=source,
+            reason=reason,
+            detail=detail,
+            created_at=now,
+        ),
     )
-    session.add(entry)
-    card.points_balance = card.points_balance + points
+    if apply:
+        change_card(session, card, balance=card.points_balance + points, now=now)
     return entry
 
 
@@ -143,6 +157,7 @@ def credit(
     money: int | None = None,
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
+    apply: bool = True,
 ) -> LedgerEntry | None:
     """Add ``points`` (> 0) to the card as a new lot that expires by the program's rules."""
     if points <= 0:
@@ -159,17 +174,18 @@ def credit(
         counterpart=counterpart,
         reason=reason,
         detail=detail,
+        apply=apply,
     )
     expires_on = expiry_date(rules, local_date(rules, now))
-    session.add(
-        PointLot(
-            card_id=card.id,
-            entry=entry,
-            purchase=purchase,
-            earned_at=now,
-            expires_at=end_of_local_day(rules, expires_on) if expires_on else None,
-            remaining=points,
-        )
+    insert_lot(
+        session,
+        card_id=card.id,
+        entry_id=entry.id,
+        purchase_id=purchase.id if purchase is not None else None,
+        earned_at=now,
+        expires_at=end_of_local_day(rules, expires_on) if expires_on else None,
+        remaining=points,
+        warned_at=None,
     )
     return entry
 
@@ -198,28 +214,23 @@ def debit(
             "insufficient_points",
             f"the card has {card.points_balance} points, {points} are needed",
         )
-    lots = list(
-        session.scalars(
-            select(PointLot)
-            .where(PointLot.card_id == card.id, PointLot.remaining > 0)
-            .order_by(PointLot.earned_at, PointLot.id)
-        )
-    )
+    lots = spendable_lots(session, card.id)
     if prefer_purchase is not None:
-        lots.sort(key=lambda lot: lot.purchase is not prefer_purchase)
+        lots.sort(key=lambda lot: lot[2] != prefer_purchase.id)
     left = points
     used: list[list[int]] = []
-    for lot in lots:
+    for lot_id, remaining, _purchase_id in lots:
         if left == 0:
             break
-        take = min(lot.remaining, left)
-        lot.remaining -= take
+        take = min(remaining, left)
         left -= take
-        used.append([lot.id, take])
+        used.append([lot_id, take])
     if left:
         raise LedgerError(
             "ledger_inconsistent", f"card {card.id}: lots hold less than the balance", 500
         )
+    remaining_of = {lot_id: remaining for lot_id, remaining, _purchase_id in lots}
+    set_lot_remaining(session, [(lot_id, remaining_of[lot_id] - take) for lot_id, take in used])
     return _entry(
         session,
         card,
@@ -302,14 +313,16 @@ def tier_metric(session: Session, card: Card, rules: ProgramRules, now: datetime
     return int(earned or 0)
 
 
-def _upgrade_tier(session: Session, card: Card, rules: ProgramRules, now: datetime) -> bool:
+def _upgraded_tier_key(
+    session: Session, card: Card, rules: ProgramRules, now: datetime
+) -> str | None:
+    """The tier the card moves up to now, or None when it stays (tiers only rise here)."""
     if rules.tiers is None:
-        return False
+        return None
     new_tier = upgraded_tier(rules, card.tier_key, tier_metric(session, card, rules, now))
     if new_tier is None or new_tier == card.tier_key:
-        return False
-    card.tier_key = new_tier
-    return True
+        return None
+    return new_tier
 
 
 def check_amount(amount: int, what: str = "amount") -> None:
@@ -352,51 +365,59 @@ def record_purchase(
     today = local_date(rules, now)
     member = member_context(session, card, rules, now)
     quote = price_purchase(rules, amount=amount, lines=lines, member=member, on=today)
-    purchase = Purchase(
-        program_id=card.program_id,
-        card_id=card.id,
-        store_id=store_id,
-        amount=amount,
-        currency=currency,
-        discount=quote.discount,
-        paid=quote.paid,
-        points_earned=quote.points,
-        cashback_points=quote.cashback_points,
-        receipt=receipt,
-        lines=[{"amount": x.amount, "category": x.category, "sku": x.sku} for x in lines]
-        if lines is not None
-        else None,
-        breakdown=[
-            {"rule": row.rule, "detail": row.detail, "points": row.points}
-            for row in quote.breakdown
-        ],
-        source=source,
-        created_at=now,
+    purchase = insert_row(
+        session,
+        Purchase(
+            program_id=card.program_id,
+            card_id=card.id,
+            store_id=store_id,
+            amount=amount,
+            currency=currency,
+            discount=quote.discount,
+            paid=quote.paid,
+            points_earned=quote.points,
+            cashback_points=quote.cashback_points,
+            refunded_amount=0,
+            reversed_points=0,
+            receipt=receipt,
+            lines=[{"amount": x.amount, "category": x.category, "sku": x.sku} for x in lines]
+            if lines is not None
+            else None,
+            breakdown=[
+                {"rule": row.rule, "detail": row.detail, "points": row.points}
+                for row in quote.breakdown
+            ],
+            source=source,
+            created_at=now,
+        ),
     )
-    session.add(purchase)
-    credit(
+    for kind, points, money in (
+        ("accrual", quote.points, quote.paid),
+        ("cashback", quote.cashback_points, None),
+    ):
+        credit(
+            session,
+            card,
+            rules,
+            kind=kind,
+            points=points,
+            source=source,
+            now=now,
+            purchase=purchase,
+            money=money,
+            apply=False,
+        )
+    # The card changes once: balance, spend and (upwards only) tier, with one version bump.
+    new_tier = _upgraded_tier_key(session, card, rules, now)
+    change_card(
         session,
         card,
-        rules,
-        kind="accrual",
-        points=quote.points,
-        source=source,
+        balance=card.points_balance + quote.points + quote.cashback_points,
+        lifetime_spend=card.lifetime_spend + quote.paid,
+        tier_key=new_tier if new_tier is not None else card.tier_key,
         now=now,
-        purchase=purchase,
-        money=quote.paid,
     )
-    credit(
-        session,
-        card,
-        rules,
-        kind="cashback",
-        points=quote.cashback_points,
-        source=source,
-        now=now,
-        purchase=purchase,
-    )
-    card.lifetime_spend = card.lifetime_spend + quote.paid
-    return PurchaseResult(purchase, quote, _upgrade_tier(session, card, rules, now))
+    return PurchaseResult(purchase, quote, new_tier is not None)
 
 
 @dataclass(frozen=True)
@@ -451,7 +472,8 @@ def refund_purchase(
     )
     paid_before = purchase.paid * purchase.refunded_amount // purchase.amount
     paid_after = purchase.paid * refunded_total // purchase.amount
-    card.lifetime_spend = max(0, card.lifetime_spend - (paid_after - paid_before))
+    spend = max(0, card.lifetime_spend - (paid_after - paid_before))
+    change_card(session, card, lifetime_spend=spend, now=now)
     purchase.refunded_amount = refunded_total
     purchase.reversed_points = target
     return RefundResult(purchase, amount, to_reverse, clawed, to_reverse - clawed)
@@ -767,19 +789,18 @@ def expire_due(session: Session, *, now: datetime | None = None, batch: int = 50
     )
     for card_id in card_ids:
         card = lock_card(session, card_id)
-        lots = list(
-            session.scalars(
-                select(PointLot).where(
+        due = list(
+            session.execute(
+                select(PointLot.id, PointLot.remaining).where(
                     PointLot.card_id == card_id, PointLot.expires_at <= now, PointLot.remaining > 0
                 )
             )
         )
-        points = sum(lot.remaining for lot in lots)
+        points = sum(row.remaining for row in due)
         if not points:
             continue
-        used = [[lot.id, lot.remaining] for lot in lots]
-        for lot in lots:
-            lot.remaining = 0
+        used = [[row.id, row.remaining] for row in due]
+        set_lot_remaining(session, [(row.id, 0) for row in due])
         _entry(
             session,
             card,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import bindparam, event, func, inspect, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -71,7 +71,7 @@ WATCHED: dict[type, tuple[frozenset[str], Owner]] = {
 }
 
 
-def _next_second(*previous: datetime | None) -> datetime:
+def next_pass_time(*previous: datetime | None) -> datetime:
     """Now, in whole seconds, but strictly after every given time."""
     candidate = utcnow().replace(microsecond=0)
     for moment in previous:
@@ -84,19 +84,21 @@ def bump_card(session: Session, card: Card) -> None:
     """New content version; the pass's effective time moves past both card and design times;
     the wallet outbox gets (or keeps) a pending row for the card, in the same transaction."""
     card.content_version = Card.content_version + 1  # in SQL: concurrent bumps both count
-    card.pass_updated_at = _next_second(card.pass_updated_at, card.program.design_updated_at)
-    _queue_wallet_update(session, card.id)
+    card.pass_updated_at = next_pass_time(card.pass_updated_at, card.program.design_updated_at)
+    queue_wallet_update(session, card.id)
 
 
-def _queue_wallet_update(session: Session, card_id: int) -> None:
-    """Insert the card's outbox row, or bump it if one is pending: one statement, no read."""
-    connection = session.connection()
-    insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    now = utcnow()
+def _wallet_upsert(dialect: str) -> Any:
+    """INSERT the card's outbox row, or bump it if one is pending: one statement, no read."""
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(WalletUpdate).values(
-        card_id=card_id, revision=1, apple_pending=True, google_pending=True, requested_at=now
+        card_id=bindparam("card_id"),
+        revision=1,
+        apple_pending=True,
+        google_pending=True,
+        requested_at=bindparam("requested_at"),
     )
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[WalletUpdate.card_id],
         set_={
             "revision": WalletUpdate.revision + 1,
@@ -105,7 +107,18 @@ def _queue_wallet_update(session: Session, card_id: int) -> None:
             "requested_at": statement.excluded.requested_at,
         },
     )
-    connection.execute(statement)
+
+
+_WALLET_UPSERT = {dialect: _wallet_upsert(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def queue_wallet_update(session: Session, card_id: int, now: datetime | None = None) -> None:
+    """Mark the card's wallets as needing an update, in the caller's transaction."""
+    connection = session.connection()
+    connection.execute(
+        _WALLET_UPSERT[connection.dialect.name],
+        {"card_id": card_id, "requested_at": now or utcnow()},
+    )
     pending = session.identity_map.get(session.identity_key(WalletUpdate, card_id))
     if pending is not None:
         session.expire(pending)
@@ -117,7 +130,7 @@ def bump_design(session: Session, program: Program) -> None:
         select(func.max(Card.pass_updated_at)).where(Card.program_id == program.id)
     )
     program.design_version = Program.design_version + 1
-    program.design_updated_at = _next_second(program.design_updated_at, newest_card)
+    program.design_updated_at = next_pass_time(program.design_updated_at, newest_card)
 
 
 @event.listens_for(Session, "before_flush")
