@@ -8,9 +8,10 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from passes.db import utcnow
 from passes.loyalty.models import ApiKey, Program, Store
@@ -62,20 +63,68 @@ class KeyRejected(Exception):
     """Why a presented key does not authenticate (the detail is safe to show)."""
 
 
-def authenticate(session: Session, token: str, now: datetime | None = None) -> ApiKey:
-    """The key row for ``token``, or KeyRejected. Unknown prefixes still cost a comparison."""
-    now = now or utcnow()
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the identity of an authenticated API key, as plain values.
+
+    Every till request needs it, so it is read with one prebuilt statement rather than as an ORM
+    object with its store relationship."""
+
+    id: int
+    program_id: int
+    store_id: int | None
+    store_name: str | None
+    role: str
+    name: str
+
+
+_CALLER_COLUMNS = (
+    ApiKey.id,
+    ApiKey.program_id,
+    ApiKey.store_id,
+    Store.name.label("store_name"),
+    ApiKey.role,
+    ApiKey.name,
+    ApiKey.secret_hash,
+    ApiKey.revoked_at,
+    ApiKey.expires_at,
+)
+_BY_PREFIX = (
+    select(*_CALLER_COLUMNS)
+    .outerjoin(Store, Store.id == ApiKey.store_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+_BY_ID = (
+    select(*_CALLER_COLUMNS)
+    .outerjoin(Store, Store.id == ApiKey.store_id)
+    .where(ApiKey.id == bindparam("key_id"))
+)
+
+
+def _caller(row: Any, now: datetime) -> Caller:
+    if row.revoked_at is not None:
+        raise KeyRejected("the API key has been revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise KeyRejected(f"the API key expired on {row.expires_at.isoformat()}")
+    return Caller(row.id, row.program_id, row.store_id, row.store_name, row.role, row.name)
+
+
+def authenticate(session: Session, token: str, now: datetime | None = None) -> Caller:
+    """The caller ``token`` identifies, or KeyRejected. Unknown prefixes still cost a comparison."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "lp" or not parts[1] or not parts[2]:
         raise KeyRejected("the API key is malformed (expected lp_<prefix>_<secret>)")
-    record = session.scalar(
-        select(ApiKey).where(ApiKey.prefix == parts[1]).options(joinedload(ApiKey.store))
-    )
-    expected = record.secret_hash if record is not None else _hash("no such key")
-    if not hmac.compare_digest(_hash(parts[2]), expected) or record is None:
+    row = session.connection().execute(_BY_PREFIX, {"prefix": parts[1]}).first()
+    expected = row.secret_hash if row is not None else _hash("no such key")
+    if not hmac.compare_digest(_hash(parts[2]), expected) or row is None:
         raise KeyRejected("the API key is not valid")
-    if record.revoked_at is not None:
-        raise KeyRejected("the API key has been revoked")
-    if record.expires_at is not None and record.expires_at <= now:
-        raise KeyRejected(f"the API key expired on {record.expires_at.isoformat()}")
-    return record
+    return _caller(row, now or utcnow())
+
+
+def caller_by_id(session: Session, key_id: int, now: datetime | None = None) -> Caller:
+    """The caller of a key already authenticated once (a signed-in staff session), re-checked:
+    a key revoked or expired since then no longer counts."""
+    row = session.connection().execute(_BY_ID, {"key_id": key_id}).first()
+    if row is None:
+        raise KeyRejected("the API key no longer exists")
+    return _caller(row, now or utcnow())

@@ -12,13 +12,13 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from flask import Blueprint, Response, g, request, session
+from flask import Blueprint, Response, request, session
 from flask_wtf.csrf import validate_csrf
 from pydantic import BaseModel
 from pydantic import ValidationError as BodyError
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
@@ -29,8 +29,8 @@ from passes.loyalty import ledger
 from passes.loyalty.barcode import parse_till_input
 from passes.loyalty.calculator import Line, discount_rate
 from passes.loyalty.ledger import LedgerError, lock_card, lock_cards, rules_of
-from passes.loyalty.models import ApiKey, Card, IdempotencyRecord, Purchase, RewardStock, Store
-from passes.web.api.keys import KeyRejected, authenticate
+from passes.loyalty.models import Card, IdempotencyRecord, Purchase, RewardStock, Store
+from passes.web.api.keys import Caller, KeyRejected, authenticate, caller_by_id
 from passes.web.api.problems import Problem, problem_response
 from passes.web.api.schemas import (
     ActionIn,
@@ -78,7 +78,7 @@ def _http_error(error: HTTPException) -> Response:
     return problem_response(status, f"http_{status}", error.description or "")
 
 
-def api_key(*roles: str) -> ApiKey:
+def api_key(*roles: str) -> Caller:
     """The authenticated key of this request, which must have one of ``roles``.
 
     Tills send ``Authorization: Bearer <key>``. The staff scanner page (``/store``) instead holds
@@ -100,23 +100,18 @@ def api_key(*roles: str) -> ApiKey:
         raise Problem(
             403, "forbidden", f"a {key.role} key cannot do this (needs {' or '.join(roles)})"
         )
-    g.api_key = key
     return key
 
 
 STAFF_SESSION_KEY = "staff_api_key_id"
 
 
-def _session_key() -> ApiKey:
-    key = db().get(ApiKey, session[STAFF_SESSION_KEY])
-    now = utcnow()
-    if (
-        key is None
-        or key.revoked_at is not None
-        or (key.expires_at is not None and key.expires_at <= now)
-    ):
+def _session_key() -> Caller:
+    try:
+        key = caller_by_id(db(), session[STAFF_SESSION_KEY])
+    except KeyRejected as exc:
         session.pop(STAFF_SESSION_KEY, None)
-        raise Problem(401, "unauthorized", "the staff session has ended; sign in again")
+        raise Problem(401, "unauthorized", "the staff session has ended; sign in again") from exc
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         try:
             validate_csrf(request.headers.get("X-CSRFToken", ""))
@@ -156,7 +151,7 @@ def parse(model: type[Body]) -> Body:
         ) from exc
 
 
-def idempotent(key: ApiKey, operation: Callable[[], tuple[int, dict[str, Any]]]) -> Response:
+def idempotent(key: Caller, operation: Callable[[], tuple[int, dict[str, Any]]]) -> Response:
     """Run ``operation`` (which writes but does not commit) exactly once per Idempotency-Key."""
     idempotency_key = request.headers.get("Idempotency-Key", "").strip()
     if not idempotency_key:
@@ -181,16 +176,19 @@ def idempotent(key: ApiKey, operation: Callable[[], tuple[int, dict[str, Any]]])
     if replay is not None:
         return replay
     status, body = operation()
-    session.add(
-        IdempotencyRecord(
-            api_key_id=key.id,
-            key=idempotency_key,
-            request_hash=fingerprint,
-            status=status,
-            body=body,
-        )
-    )
     try:
+        session.flush()  # anything the operation left to the ORM, before the record
+        session.connection().execute(
+            _INSERT_RECORD,
+            {
+                "api_key_id": key.id,
+                "key": idempotency_key,
+                "request_hash": fingerprint,
+                "status": status,
+                "body": body,
+                "created_at": utcnow(),
+            },
+        )
         session.commit()
     except IntegrityError:
         # A concurrent request with the same key committed first: ours is rolled back whole.
@@ -202,6 +200,16 @@ def idempotent(key: ApiKey, operation: Callable[[], tuple[int, dict[str, Any]]])
     return _json(body, status)
 
 
+_RECORDS = cast(Table, IdempotencyRecord.__table__)
+_INSERT_RECORD = insert(_RECORDS)
+_FIND_RECORD = select(
+    IdempotencyRecord.request_hash, IdempotencyRecord.status, IdempotencyRecord.body
+).where(
+    IdempotencyRecord.api_key_id == bindparam("api_key_id"),
+    IdempotencyRecord.key == bindparam("key"),
+)
+
+
 def _canonical(raw: bytes) -> bytes:
     try:
         return json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
@@ -209,12 +217,10 @@ def _canonical(raw: bytes) -> bytes:
         return raw
 
 
-def _replay(key: ApiKey, idempotency_key: str, fingerprint: str) -> Response | None:
-    record = db().scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.api_key_id == key.id, IdempotencyRecord.key == idempotency_key
-        )
-    )
+def _replay(key: Caller, idempotency_key: str, fingerprint: str) -> Response | None:
+    record = (
+        db().connection().execute(_FIND_RECORD, {"api_key_id": key.id, "key": idempotency_key})
+    ).first()
     if record is None:
         return None
     if record.request_hash != fingerprint:
@@ -237,7 +243,15 @@ def _json(body: dict[str, Any], status: int) -> Response:
 # --------------------------------------------------------------------------- cards
 
 
-def find_card(key: ApiKey, code: str, *, lock: bool = False) -> tuple[Card, bool]:
+_CARD = (
+    select(Card)
+    .where(Card.number == bindparam("number"))
+    .options(joinedload(Card.member, innerjoin=True), joinedload(Card.program, innerjoin=True))
+)
+_CARD_FOR_UPDATE = _CARD.with_for_update(of=Card).execution_options(populate_existing=True)
+
+
+def find_card(key: Caller, code: str, *, lock: bool = False) -> tuple[Card, bool]:
     """The card a till scanned or typed, and whether it was a genuine scan."""
     parsed = parse_till_input(app_state().barcode_key, code)
     if parsed is None:
@@ -247,14 +261,9 @@ def find_card(key: ApiKey, code: str, *, lock: bool = False) -> tuple[Card, bool
             f"{code[:40]!r} is neither a card number (digits with a valid check digit) nor a "
             "loyalpass QR code",
         )
-    query = (
-        select(Card)
-        .where(Card.number == parsed.card_number)
-        .options(joinedload(Card.member, innerjoin=True), joinedload(Card.program, innerjoin=True))
-    )
-    if lock:  # one round trip: find, load what the rules need, and lock the card row
-        query = query.with_for_update(of=Card).execution_options(populate_existing=True)
-    card = db().scalar(query)
+    # One round trip: find, load what the rules need, and (for writes) lock the card row.
+    query = _CARD_FOR_UPDATE if lock else _CARD
+    card = db().scalar(query, {"number": parsed.card_number})
     if card is None:
         raise Problem(404, "unknown_card", f"there is no card {parsed.card_number}")
     if card.program_id != key.program_id:
@@ -295,10 +304,10 @@ def card_out(card: Card, scanned: bool) -> CardOut:
     )
 
 
-def source_of(key: ApiKey) -> str:
+def source_of(key: Caller) -> str:
     """How the ledger names who did it."""
-    if key.role == "store" and key.store is not None:
-        return f"store:{key.store.name}"
+    if key.role == "store" and key.store_name is not None:
+        return f"store:{key.store_name}"
     return f"{key.role}:{key.name}"
 
 
