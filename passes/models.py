@@ -9,6 +9,7 @@ from passes.loyalty.models import (
     IdempotencyRecord,
     LedgerEntry,
     Member,
+    PassChangeCounter,
     PointLot,
     Program,
     Purchase,
@@ -16,15 +17,19 @@ from passes.loyalty.models import (
     Store,
     WalletUpdate,
 )
+from passes.push.models import AppleDevice, AppleRegistration
 
 __all__ = [
     "ActionCount",
     "ApiKey",
+    "AppleDevice",
+    "AppleRegistration",
     "Base",
     "Card",
     "IdempotencyRecord",
     "LedgerEntry",
     "Member",
+    "PassChangeCounter",
     "PointLot",
     "Program",
     "Purchase",

@@ -20,7 +20,12 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from passes.loyalty.models import Card, LedgerEntry, PointLot, Purchase
-from passes.loyalty.pass_versions import next_pass_time, queue_wallet_update
+from passes.loyalty.pass_versions import (
+    STAMP_EXPRESSIONS,
+    change_stamp,
+    next_pass_time,
+    queue_wallet_update,
+)
 
 Row = TypeVar("Row", LedgerEntry, Purchase)
 
@@ -42,8 +47,8 @@ _SET_LOT_REMAINING = (
     .where(LOTS.c.id == bindparam("lot_id"))
     .values(remaining=bindparam("new_remaining"))
 )
-_UPDATE_CARD = (
-    update(CARDS)
+_UPDATE_CARD = {
+    dialect: update(CARDS)
     .where(CARDS.c.id == bindparam("card_id"))
     .values(
         points_balance=bindparam("new_balance"),
@@ -51,8 +56,10 @@ _UPDATE_CARD = (
         tier_key=bindparam("new_tier"),
         content_version=CARDS.c.content_version + 1,
         pass_updated_at=bindparam("new_pass_time"),
+        change_seq=stamp,
     )
-)
+    for dialect, stamp in STAMP_EXPRESSIONS.items()
+}
 
 _COLUMNS: dict[type, tuple[str, ...]] = {
     Purchase: tuple(column.key for column in PURCHASES.columns if column.key != "id"),
@@ -127,9 +134,10 @@ def change_card(
     new_spend = card.lifetime_spend if lifetime_spend is None else lifetime_spend
     new_tier = card.tier_key if tier_key is _UNCHANGED else tier_key
     pass_time = next_pass_time(card.pass_updated_at, card.program.design_updated_at)
+    change_stamp(session)  # advances SQLite's counter; the statement carries the expression
     connection = session.connection()
     connection.execute(
-        _UPDATE_CARD,
+        _UPDATE_CARD[connection.dialect.name],
         {
             "card_id": card.id,
             "new_balance": new_balance,
@@ -143,4 +151,4 @@ def change_card(
     set_committed_value(card, "lifetime_spend", new_spend)
     set_committed_value(card, "tier_key", new_tier)
     set_committed_value(card, "pass_updated_at", pass_time)
-    session.expire(card, ["content_version"])
+    session.expire(card, ["content_version", "change_seq"])

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -51,6 +52,7 @@ class Program(Base):
     # Bumped by loyalty.pass_versions on any change to what all of its passes show.
     design_version: Mapped[int] = mapped_column(Integer, default=1)
     design_updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    design_change_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     stores: Mapped[list[Store]] = relationship(
@@ -137,6 +139,9 @@ class Card(Base):
     # Bumped with pass_updated_at by loyalty.pass_versions when anything its pass shows changes.
     content_version: Mapped[int] = mapped_column(Integer, default=1)
     pass_updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Change stamp for the PassKit web service's update tag (see loyalty.pass_versions): on
+    # PostgreSQL the writing transaction's id, on SQLite a counter; never wall-clock time.
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
     link_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -322,3 +327,26 @@ class WalletUpdate(Base):
     apple_pending: Mapped[bool] = mapped_column(Boolean, default=True)
     google_pending: Mapped[bool] = mapped_column(Boolean, default=True)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The Apple sender's lease and retry clock: rows are claimed by setting it (a crashed sender's
+    # claim lapses), and backoff after 429/5xx pushes it forward.
+    apple_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    apple_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index(
+            "ix_wallet_updates_apple_due",
+            "requested_at",
+            postgresql_where=text("apple_pending"),
+            sqlite_where=text("apple_pending"),
+        ),
+    )
+
+
+class PassChangeCounter(Base):
+    """SQLite's change stamp source (one row). Writers are serialised there, so a counter bumped
+    inside the writing transaction is in commit order; PostgreSQL uses transaction ids instead."""
+
+    __tablename__ = "pass_change_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

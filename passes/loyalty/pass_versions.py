@@ -16,15 +16,40 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, inspect, select
+from sqlalchemy import bindparam, event, func, inspect, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from passes.db import utcnow
-from passes.loyalty.models import Card, Member, Program, Store, WalletUpdate
+from passes.loyalty.models import Card, Member, PassChangeCounter, Program, Store, WalletUpdate
 
 SECOND = timedelta(seconds=1)
+
+# Change stamps order pass changes for the PassKit web service's "updated since" tag, losslessly:
+# a device's tag must cover every change committed after it, whatever the commit order.
+# PostgreSQL: the writing transaction's id. A reader's tag is its snapshot's xmin, so any writer
+# still running when it read has an id >= the tag and is found next time.
+# SQLite: a counter bumped inside the writing transaction. Writers are serialised (BEGIN
+# IMMEDIATE), so counter order is commit order.
+STAMP_EXPRESSIONS: dict[str, Any] = {
+    "postgresql": literal_column("pg_current_xact_id()::text::bigint"),
+    "sqlite": select(PassChangeCounter.value).where(PassChangeCounter.id == 1).scalar_subquery(),
+}
+_ADVANCE_COUNTER = (
+    update(PassChangeCounter)
+    .where(PassChangeCounter.id == 1)
+    .values(value=PassChangeCounter.value + 1)
+)
+
+
+def change_stamp(session: Session) -> Any:
+    """The SQL expression of this change's stamp (advancing SQLite's counter first)."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.execute(_ADVANCE_COUNTER)
+    return STAMP_EXPRESSIONS[connection.dialect.name]
+
 
 Owner = Callable[[Session, Any], "Program | Card | None"]
 
@@ -84,6 +109,7 @@ def bump_card(session: Session, card: Card) -> None:
     """New content version; the pass's effective time moves past both card and design times;
     the wallet outbox gets (or keeps) a pending row for the card, in the same transaction."""
     card.content_version = Card.content_version + 1  # in SQL: concurrent bumps both count
+    card.change_seq = change_stamp(session)
     card.pass_updated_at = next_pass_time(card.pass_updated_at, card.program.design_updated_at)
     queue_wallet_update(session, card.id)
 
@@ -130,6 +156,7 @@ def bump_design(session: Session, program: Program) -> None:
         select(func.max(Card.pass_updated_at)).where(Card.program_id == program.id)
     )
     program.design_version = Program.design_version + 1
+    program.design_change_seq = change_stamp(session)
     program.design_updated_at = next_pass_time(program.design_updated_at, newest_card)
 
 

@@ -20,6 +20,7 @@ def register_web(app: Flask) -> None:
     from passes.web.api import programs as _programs  # noqa: F401  (routes on the till blueprint)
     from passes.web.api.openapi import docs
     from passes.web.api.till import till
+    from passes.web.passkit import passkit
     from passes.web.public import public
     from passes.web.store import store
 
@@ -27,8 +28,10 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(till)
     app.register_blueprint(store)
     app.register_blueprint(docs)
+    app.register_blueprint(passkit)
     # Token-authenticated JSON: no cookies, so no CSRF tokens.
     app.extensions["csrf"].exempt(till)
+    app.extensions["csrf"].exempt(passkit)  # devices authenticate with the pass token
     app.teardown_appcontext(close_db)
 
     @app.get("/healthz")
@@ -66,7 +69,7 @@ def _error_page(code: int, title: str) -> Callable[[Exception], Response | tuple
 
     def handler(error: Exception) -> Response | tuple[str, int]:
         description = getattr(error, "description", "") if code != 500 else ""
-        if request.path.startswith("/api/"):
+        if request.path.startswith(("/api/", "/passkit/")):
             return problem_response(code, f"http_{code}", description or title)
         return render_template("error.html", code=code, title=title, detail=description), code
 

@@ -1,0 +1,1 @@
+"""Keeping wallet cards current: the outbox of card changes, delivered to devices."""

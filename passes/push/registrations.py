@@ -1,0 +1,155 @@
+"""Which devices hold which passes, and which of a device's passes changed since its tag.
+
+The PassKit web service calls these; the Apple sender reads registrations to find push tokens and
+removes the ones APNs reports dead. Every write is a single upsert or delete under a unique key,
+so concurrent identical registrations never duplicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from passes.db import utcnow
+from passes.loyalty.models import Card, Program
+from passes.push.models import AppleDevice, AppleRegistration
+
+
+@dataclass(frozen=True)
+class PassCredentials:
+    """What the web service needs to authorise a request and answer a conditional GET."""
+
+    card_id: int
+    authentication_token: str
+    updated_at: datetime  # the pass's effective time: later of card and design
+
+
+_PASS_BY_SERIAL = (
+    select(
+        Card.id,
+        Card.authentication_token,
+        Card.pass_updated_at,
+        Program.design_updated_at,
+    )
+    .join(Program, Program.id == Card.program_id)
+    .where(Card.serial_number == bindparam("serial"))
+)
+
+
+def pass_credentials(session: Session, serial_number: str) -> PassCredentials | None:
+    """The card behind ``serial_number`` (one indexed read, prebuilt), or None."""
+    row = session.connection().execute(_PASS_BY_SERIAL, {"serial": serial_number}).first()
+    if row is None:
+        return None
+    updated_at = max(row.pass_updated_at, row.design_updated_at)
+    return PassCredentials(row.id, row.authentication_token, updated_at)
+
+
+def _insert_for(session: Session) -> Any:
+    return postgresql_insert if session.connection().dialect.name == "postgresql" else sqlite_insert
+
+
+def register(session: Session, device: str, push_token: str, card_id: int) -> bool:
+    """Register ``device`` for the card, storing its (possibly new) push token; True when the
+    registration is new. The caller commits."""
+    now = utcnow()
+    insert = _insert_for(session)
+    device_insert = insert(AppleDevice).values(
+        library_identifier=device, push_token=push_token, registered_at=now, created_at=now
+    )
+    device_id = session.execute(
+        device_insert.on_conflict_do_update(
+            index_elements=[AppleDevice.library_identifier],
+            set_={"push_token": push_token, "registered_at": now},
+        ).returning(AppleDevice.id)
+    ).scalar_one()
+    created = session.execute(
+        insert(AppleRegistration)
+        .values(device_id=device_id, card_id=card_id, created_at=now)
+        .on_conflict_do_nothing(
+            index_elements=[AppleRegistration.device_id, AppleRegistration.card_id]
+        )
+        .returning(AppleRegistration.id)
+    ).first()
+    return created is not None
+
+
+def unregister(session: Session, device: str, card_id: int) -> None:
+    """Forget the card on ``device``; forget the device once it holds no passes."""
+    device_id = session.scalar(
+        select(AppleDevice.id).where(AppleDevice.library_identifier == device)
+    )
+    if device_id is None:
+        return
+    session.execute(
+        delete(AppleRegistration).where(
+            AppleRegistration.device_id == device_id, AppleRegistration.card_id == card_id
+        )
+    )
+    _drop_if_empty(session, [device_id])
+
+
+def _drop_if_empty(session: Session, device_ids: list[int]) -> None:
+    if not device_ids:
+        return
+    session.execute(
+        delete(AppleDevice).where(
+            AppleDevice.id.in_(device_ids),
+            ~select(AppleRegistration.id)
+            .where(AppleRegistration.device_id == AppleDevice.id)
+            .exists(),
+        )
+    )
+
+
+# One statement, so the tag and the rows come from one snapshot. On PostgreSQL the tag is the
+# snapshot's xmin: every transaction that had not finished when we read has an id >= it.
+_UPDATED_SINCE = {
+    "postgresql": text(
+        "WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tag) "
+        "SELECT snap.tag, found.serial_number FROM snap LEFT JOIN ("
+        " SELECT cards.serial_number FROM apple_devices"
+        " JOIN apple_registrations ON apple_registrations.device_id = apple_devices.id"
+        " JOIN cards ON cards.id = apple_registrations.card_id"
+        " JOIN programs ON programs.id = cards.program_id"
+        " WHERE apple_devices.library_identifier = :device"
+        " AND (cards.change_seq >= :since OR programs.design_change_seq >= :since)"
+        ") AS found ON true"
+    ),
+    "sqlite": text(
+        "WITH snap AS (SELECT value + 1 AS tag FROM pass_change_counter WHERE id = 1) "
+        "SELECT snap.tag, found.serial_number FROM snap LEFT JOIN ("
+        " SELECT cards.serial_number FROM apple_devices"
+        " JOIN apple_registrations ON apple_registrations.device_id = apple_devices.id"
+        " JOIN cards ON cards.id = apple_registrations.card_id"
+        " JOIN programs ON programs.id = cards.program_id"
+        " WHERE apple_devices.library_identifier = :device"
+        " AND (cards.change_seq >= :since OR programs.design_change_seq >= :since)"
+        ") AS found ON true"
+    ),
+}
+
+
+def parse_tag(tag: str | None) -> int:
+    """A tag we issued, as a number; anything else counts as "no tag" (list everything), since
+    listing too much costs a download and listing too little loses an update for good."""
+    if tag is None or not tag.isdigit() or len(tag) > 19:
+        return 0
+    return int(tag)
+
+
+def updated_since(session: Session, device: str, since: int) -> tuple[list[str], str]:
+    """Serial numbers of ``device``'s passes changed at or after tag ``since`` (all of them for
+    0), and the tag to hand back as ``lastUpdated``."""
+    connection = session.connection()
+    rows = connection.execute(
+        _UPDATED_SINCE[connection.dialect.name], {"device": device, "since": since}
+    ).all()
+    serials = sorted({row.serial_number for row in rows if row.serial_number is not None})
+    return serials, str(rows[0].tag)
