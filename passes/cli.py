@@ -261,5 +261,33 @@ def serve(host: str, port: int, no_scheduler: bool) -> None:
             scheduler.shutdown(wait=False)
 
 
+@passes_cli.command("worker")
+@click.option("--once", is_flag=True, help="Deliver what is pending now, then exit.")
+def worker(once: bool) -> None:
+    """Run the scheduled jobs (wallet pushes, expiry, tiers) without serving web pages.
+    Several workers may run at once: each job is safe to run concurrently."""
+    import time
+
+    from passes.jobs import build_scheduler, deliver_wallet_updates
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if once:
+        deliver_wallet_updates(app)
+        return
+    scheduler = build_scheduler(app)
+    scheduler.start()
+    click.echo("worker running; Ctrl+C stops it")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.shutdown(wait=True)
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(passes_cli)

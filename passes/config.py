@@ -29,6 +29,20 @@ DEFAULTS: dict[str, Any] = {
     "APPLE_P12": None,
     "APPLE_P12_PASSWORD": None,
     "APPLE_WWDR_CERTIFICATE": "certs/wwdr.pem",
+    # Pushing pass updates through APNs (HTTP/2). "certificate" authenticates with the pass
+    # certificate above as TLS client certificate; "token" with an APNs auth key (.p8, ES256).
+    "APNS_ENDPOINT": "https://api.push.apple.com",
+    "APNS_AUTH": "certificate",
+    "APNS_KEY_FILE": None,
+    "APNS_KEY_ID": None,
+    "APNS_TEAM_ID": None,  # defaults to APPLE_TEAM_IDENTIFIER
+    # A CA file to trust instead of the system store (a test server); verification stays on.
+    "APNS_CA_FILE": None,
+    "APNS_CONNECTIONS": 2,
+    # How often the scheduler delivers pending wallet updates, and how many cards per batch.
+    "PUSH_ENABLED": True,
+    "PUSH_INTERVAL_SECONDS": 2.0,
+    "PUSH_BATCH_SIZE": 1000,
     # Skip loading signing material (pages work, pass downloads answer 503). For tooling only.
     "APPLE_SIGNING_ENABLED": True,
     # Outgoing e-mail (the card link for people who join twice). No server: logged instead.
@@ -48,7 +62,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Settings that arrive as strings from the environment but are booleans.
-BOOLEAN_SETTINGS = ("APPLE_SIGNING_ENABLED", "MAIL_USE_TLS", "SESSION_COOKIE_SECURE", "TESTING")
+BOOLEAN_SETTINGS = (
+    "APPLE_SIGNING_ENABLED",
+    "PUSH_ENABLED",
+    "MAIL_USE_TLS",
+    "SESSION_COOKIE_SECURE",
+    "TESTING",
+)
 
 
 def coerce_booleans(config: dict[str, Any]) -> None:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
 from passes.state import AppState
+
+if TYPE_CHECKING:
+    from passes.push.service import ApplePushService
 
 log = logging.getLogger(__name__)
 CERTIFICATE_WARNING = timedelta(days=30)
@@ -72,6 +76,27 @@ def evaluate_tiers(app: Flask, now: datetime | None = None) -> int:
     return changed
 
 
+def push_service(app: Flask) -> ApplePushService | None:
+    """This process's Apple push service (created on first use), or None without signing."""
+    from passes.push.service import ApplePushService
+
+    state: AppState = app.extensions["passes"]
+    if state.apple is None or not app.config["PUSH_ENABLED"]:
+        return None
+    service = app.extensions.get("passes_apple_push")
+    if service is None:
+        service = ApplePushService(state.sessionmaker, app.config, state.apple)
+        app.extensions["passes_apple_push"] = service
+    return service
+
+
+def deliver_wallet_updates(app: Flask) -> None:
+    """Push pending Apple updates (the Google side joins in issue 5)."""
+    service = push_service(app)
+    if service is not None:
+        service.run_once()
+
+
 def build_scheduler(app: Flask) -> BackgroundScheduler:
     """A scheduler with every recurring job registered (not started)."""
     scheduler = BackgroundScheduler(timezone=UTC)
@@ -82,6 +107,15 @@ def build_scheduler(app: Flask) -> BackgroundScheduler:
         args=[app],
         id="certificate-expiry",
         next_run_time=datetime.now(UTC),
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        deliver_wallet_updates,
+        "interval",
+        seconds=float(app.config["PUSH_INTERVAL_SECONDS"]),
+        args=[app],
+        id="deliver-wallet-updates",
         coalesce=True,
         max_instances=1,
     )
