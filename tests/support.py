@@ -36,6 +36,11 @@ def app_config(dev_chain: DevChain, database_url: str, **overrides: Any) -> dict
     return config
 
 
+def apns_settings(apns: Any) -> dict[str, object]:
+    """Settings that point the app's APNs client at a fake server (trusted by its CA file)."""
+    return {"APNS_ENDPOINT": apns.url, "APNS_CA_FILE": str(apns.ca_file), "PUSH_BATCH_SIZE": 100}
+
+
 CSRF_PATTERN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

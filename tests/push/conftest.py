@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from passes import create_app
 from passes.state import AppState
 from passes.wallet.apple.devcerts import DevChain
-from support import app_config
+from support import apns_settings, app_config
 
 
 @pytest.fixture
@@ -24,10 +24,6 @@ def apns(dev_chain: DevChain, tmp_path: Path) -> Iterator[FakeAPNs]:
     ) as server:
         yield server
         assert server.errors == []
-
-
-def apns_settings(apns: FakeAPNs) -> dict[str, object]:
-    return {"APNS_ENDPOINT": apns.url, "APNS_CA_FILE": str(apns.ca_file), "PUSH_BATCH_SIZE": 100}
 
 
 @pytest.fixture
