@@ -23,7 +23,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import ExtensionOID
 from fake_apns import FakeAPNs, create_server_certificates
 from h2.config import H2Configuration
 from h2.connection import H2Connection
@@ -63,7 +62,7 @@ class _UnlimitedH2(H2Connection):
     """A client connection that ignores the server's stream limit, to test that it is enforced."""
 
     @property
-    def open_outbound_streams(self) -> int:  # type: ignore[override]
+    def open_outbound_streams(self) -> int:
         return 0
 
 
@@ -174,7 +173,7 @@ class Client:
         for event in self.conn.receive_data(data):
             response = self.responses.get(getattr(event, "stream_id", 0))
             if isinstance(event, ResponseReceived) and response is not None:
-                response.headers = dict(event.headers)
+                response.headers = {str(name): str(value) for name, value in event.headers}
                 response.status = int(response.headers[":status"])
             elif isinstance(event, DataReceived):
                 if response is not None:
@@ -253,11 +252,13 @@ def test_the_server_certificate_names_loopback_and_localhost(apns: FakeAPNs) -> 
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
             der = tls.getpeercert(binary_form=True)
     assert der is not None
-    names = x509.load_der_x509_certificate(der).extensions.get_extension_for_oid(
-        ExtensionOID.SUBJECT_ALTERNATIVE_NAME
+    names = (
+        x509.load_der_x509_certificate(der)
+        .extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        .value
     )
-    assert [str(ip) for ip in names.value.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
-    assert names.value.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
 
 
 def test_a_client_without_certificate_is_turned_away(apns: FakeAPNs) -> None:
