@@ -44,7 +44,8 @@ def test_two_worker_processes_push_each_card_once(
         card_ids = list(session.scalars(select(Card.id).join(Program).where(Program.slug == slug)))
     settings = {**app_config(dev_chain, database_url), **apns_settings(apns), "PUSH_BATCH_SIZE": 10}
     env = {**os.environ, **{f"PASSES_{key}": str(value) for key, value in settings.items()}}
-    apns.response_delay = 0.002  # long enough for the two workers to overlap
+    # Each batch takes at least this long, so twelve batches outlast the second process's start.
+    apns.response_delay = 0.25
     try:
         workers = [
             subprocess.Popen(
