@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -100,3 +102,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def make_sessionmaker(bind: Any) -> sessionmaker[Session]:
     """Sessions that keep loaded attributes after commit (views render after the commit)."""
     return sessionmaker(bind=bind, expire_on_commit=False)
+
+
+def upsert_insert(dialect_name: str) -> Any:
+    """The engine's own INSERT construct, which has ``on_conflict_do_update/nothing``: both of our
+    engines support ON CONFLICT, with the same syntax, through their dialect's ``insert``."""
+    return postgresql_insert if dialect_name == "postgresql" else sqlite_insert

@@ -17,11 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, event, func, inspect, literal_column, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from passes.db import utcnow
+from passes.db import upsert_insert, utcnow
 from passes.loyalty.models import Card, Member, PassChangeCounter, Program, Store, WalletUpdate
 
 SECOND = timedelta(seconds=1)
@@ -116,7 +114,7 @@ def bump_card(session: Session, card: Card) -> None:
 
 def _wallet_upsert(dialect: str) -> Any:
     """INSERT the card's outbox row, or bump it if one is pending: one statement, no read."""
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    insert = upsert_insert(dialect)
     statement = insert(WalletUpdate).values(
         card_id=bindparam("card_id"),
         revision=1,

@@ -338,11 +338,7 @@ class BlockingApnsClient:
             target=self._loop.run_forever, name=f"apns-{uuid.uuid4().hex[:6]}", daemon=True
         )
         self._thread.start()
-        self.client = self._call(self._make(factory))
-
-    @staticmethod
-    async def _make(factory: Callable[[], ApnsClient]) -> ApnsClient:
-        return factory()
+        self.client = factory()  # its connections are opened on the loop, at the first send
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -55,7 +55,6 @@ class AppleDeliveryReport:
     retrying: int = 0
     removed_devices: int = 0
     stopped: str | None = None  # a 403 reason: sending is paused
-    results: list[PushResult] = field(default_factory=list)
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
@@ -116,7 +115,6 @@ def deliver_apple_updates(
     tokens = sorted({token for token_set in tokens_of.values() for token in token_set})
 
     results = pusher.send(tokens) if tokens else []
-    report.results = results
     by_token = {result.token: result for result in results}
     forbidden = next((r for r in results if is_stop(r)), None)
 

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import bindparam, delete, select, text
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from passes.db import utcnow
+from passes.db import upsert_insert, utcnow
 from passes.loyalty.models import Card, Program
 from passes.push.models import AppleDevice, AppleRegistration
 
@@ -51,15 +48,11 @@ def pass_credentials(session: Session, serial_number: str) -> PassCredentials | 
     return PassCredentials(row.id, row.authentication_token, updated_at)
 
 
-def _insert_for(session: Session) -> Any:
-    return postgresql_insert if session.connection().dialect.name == "postgresql" else sqlite_insert
-
-
 def register(session: Session, device: str, push_token: str, card_id: int) -> bool:
     """Register ``device`` for the card, storing its (possibly new) push token; True when the
     registration is new. The caller commits."""
     now = utcnow()
-    insert = _insert_for(session)
+    insert = upsert_insert(session.connection().dialect.name)
     device_insert = insert(AppleDevice).values(
         library_identifier=device, push_token=push_token, registered_at=now, created_at=now
     )
@@ -110,28 +103,25 @@ def _drop_if_empty(session: Session, device_ids: list[int]) -> None:
 
 # One statement, so the tag and the rows come from one snapshot. On PostgreSQL the tag is the
 # snapshot's xmin: every transaction that had not finished when we read has an id >= it.
+_LISTING = (
+    "WITH snap AS ({snapshot}) "
+    "SELECT snap.tag, found.serial_number FROM snap LEFT JOIN ("
+    " SELECT cards.serial_number FROM apple_devices"
+    " JOIN apple_registrations ON apple_registrations.device_id = apple_devices.id"
+    " JOIN cards ON cards.id = apple_registrations.card_id"
+    " JOIN programs ON programs.id = cards.program_id"
+    " WHERE apple_devices.library_identifier = :device"
+    " AND (cards.change_seq >= :since OR programs.design_change_seq >= :since)"
+    ") AS found ON true"
+)
 _UPDATED_SINCE = {
     "postgresql": text(
-        "WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tag) "
-        "SELECT snap.tag, found.serial_number FROM snap LEFT JOIN ("
-        " SELECT cards.serial_number FROM apple_devices"
-        " JOIN apple_registrations ON apple_registrations.device_id = apple_devices.id"
-        " JOIN cards ON cards.id = apple_registrations.card_id"
-        " JOIN programs ON programs.id = cards.program_id"
-        " WHERE apple_devices.library_identifier = :device"
-        " AND (cards.change_seq >= :since OR programs.design_change_seq >= :since)"
-        ") AS found ON true"
+        _LISTING.format(
+            snapshot="SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tag"
+        )
     ),
     "sqlite": text(
-        "WITH snap AS (SELECT value + 1 AS tag FROM pass_change_counter WHERE id = 1) "
-        "SELECT snap.tag, found.serial_number FROM snap LEFT JOIN ("
-        " SELECT cards.serial_number FROM apple_devices"
-        " JOIN apple_registrations ON apple_registrations.device_id = apple_devices.id"
-        " JOIN cards ON cards.id = apple_registrations.card_id"
-        " JOIN programs ON programs.id = cards.program_id"
-        " WHERE apple_devices.library_identifier = :device"
-        " AND (cards.change_seq >= :since OR programs.design_change_seq >= :since)"
-        ") AS found ON true"
+        _LISTING.format(snapshot="SELECT value + 1 AS tag FROM pass_change_counter WHERE id = 1")
     ),
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,10 @@ from passes.wallet.apple.issuer import ApplePassIssuer
 log = logging.getLogger(__name__)
 
 
-def apns_client_factory(config: Mapping[str, Any], issuer: ApplePassIssuer) -> tuple[str, Any]:
-    """(topic, factory) for the configured authentication; raises ValueError naming a setting."""
+def apns_client_factory(
+    config: Mapping[str, Any], issuer: ApplePassIssuer
+) -> Callable[[], ApnsClient]:
+    """A client factory for the configured authentication; ValueError names a bad setting."""
     topic = issuer.identity.pass_type_identifier
     auth = config["APNS_AUTH"]
     endpoint = config["APNS_ENDPOINT"]
@@ -59,7 +61,7 @@ def apns_client_factory(config: Mapping[str, Any], issuer: ApplePassIssuer) -> t
             topic, context, endpoint=endpoint, token_signer=signer, connections=connections
         )
 
-    return topic, factory
+    return factory
 
 
 class ApplePushService:
@@ -73,7 +75,7 @@ class ApplePushService:
     ) -> None:
         self.maker = maker
         self.batch_size = int(config["PUSH_BATCH_SIZE"])
-        _topic, self._factory = apns_client_factory(config, issuer)
+        self._factory = apns_client_factory(config, issuer)
         self._client: BlockingApnsClient | None = None
         self._lock = threading.Lock()
         self.paused_until: datetime | None = None

@@ -13,8 +13,6 @@ import logging
 import re
 import threading
 import time
-from datetime import datetime
-from email.utils import format_datetime, parsedate_to_datetime
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
@@ -30,6 +28,7 @@ from passes.push.registrations import (
     updated_since,
 )
 from passes.web.api.problems import Problem, problem_response
+from passes.web.conditional import mark_private, not_modified
 from passes.web.context import app_state, db
 
 passkit = Blueprint("passkit", __name__, url_prefix="/passkit/v1")
@@ -139,32 +138,15 @@ def updated_serials(device: str, pass_type: str) -> Response:
 @passkit.get("/passes/<pass_type>/<serial>")
 def latest_pass(pass_type: str, serial: str) -> Response:
     credentials = _authorized(pass_type, serial)
-    last_modified = credentials.updated_at.replace(microsecond=0)
-    since = _if_modified_since()
-    if since is not None and last_modified <= since:
-        response = Response(status=304)
-    else:
-        issuer = app_state().apple
-        card = db().get(Card, credentials.card_id)
-        if issuer is None or card is None:  # issuer checked in _pass_type; card just read
-            raise Problem(404, "unknown_pass", "there is no such pass")
-        view = card_view(card)
-        last_modified = view.updated_at.replace(microsecond=0)
-        response = Response(issuer.build(view), mimetype="application/vnd.apple.pkpass")
-    response.headers["Last-Modified"] = format_datetime(last_modified, usegmt=True)
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response
-
-
-def _if_modified_since() -> datetime | None:
-    header = request.headers.get("If-Modified-Since")
-    if not header:
-        return None
-    try:
-        parsed = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo else None
+    if not_modified(credentials.updated_at):
+        return mark_private(Response(status=304), credentials.updated_at)
+    issuer = app_state().apple
+    card = db().get(Card, credentials.card_id)
+    if issuer is None or card is None:  # issuer checked in _pass_type; card just read
+        raise Problem(404, "unknown_pass", "there is no such pass")
+    view = card_view(card)
+    response = Response(issuer.build(view), mimetype="application/vnd.apple.pkpass")
+    return mark_private(response, view.updated_at)
 
 
 class _RateLimit:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from datetime import datetime, timedelta
-from email.utils import format_datetime, parsedate_to_datetime
+from datetime import timedelta
 
 from flask import (
     Blueprint,
@@ -27,6 +26,7 @@ from passes.loyalty.enrollment import ApplicantErrors, enroll, validate_applican
 from passes.loyalty.models import Card, Program
 from passes.loyalty.view import card_view
 from passes.qr import qr_png, qr_svg
+from passes.web.conditional import mark_private, not_modified
 from passes.web.context import app_state, db
 
 public = Blueprint("public", __name__)
@@ -154,9 +154,7 @@ def card_pass(token: str) -> BaseResponse:
     if issuer is None:
         abort(503, description="Apple Wallet passes are not available right now.")
     view = card_view(card)
-    last_modified = view.updated_at.replace(microsecond=0)
-    since = _if_modified_since()
-    if since is not None and last_modified <= since:
+    if not_modified(view.updated_at):
         response = Response(status=304)
     else:
         response = Response(issuer.build(view), mimetype="application/vnd.apple.pkpass")
@@ -164,19 +162,7 @@ def card_pass(token: str) -> BaseResponse:
         response.headers["Content-Disposition"] = (
             f'attachment; filename="{card.program.slug}-{last4}.pkpass"'
         )
-    response.headers["Last-Modified"] = format_datetime(last_modified, usegmt=True)
-    return _private(response)
-
-
-def _if_modified_since() -> datetime | None:
-    header = request.headers.get("If-Modified-Since")
-    if not header:
-        return None
-    try:
-        parsed = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo else None
+    return mark_private(response, view.updated_at)
 
 
 def _private(response: Response) -> Response:

@@ -158,7 +158,7 @@ def test_a_change_during_the_push_keeps_the_row_pending(
     register(client, card, uuid.uuid4().hex, token_hex())
     touch(db_session, card)
     state = push_app.extensions["passes"]
-    real = BlockingApnsClient(apns_client_factory(push_app.config, state.apple)[1])
+    real = BlockingApnsClient(apns_client_factory(push_app.config, state.apple))
 
     class ChangingPusher:
         def send(self, tokens: list[str]) -> list[PushResult]:
@@ -228,7 +228,7 @@ def test_429_and_5xx_are_retried_with_backoff(
     register(client, card, "device-1", push_token)
     touch(db_session, card)
     state = push_app.extensions["passes"]
-    pusher = BlockingApnsClient(apns_client_factory(push_app.config, state.apple)[1])
+    pusher = BlockingApnsClient(apns_client_factory(push_app.config, state.apple))
     try:
         apns.answer(push_token, status, reason, times=2)
         start = utcnow()
@@ -292,7 +292,7 @@ def test_crash_between_push_and_acknowledgement_resends_that_batch_only(
         register(client, card, f"device-{index}", tokens[index])
     touch(db_session, *cards)
     state = push_app.extensions["passes"]
-    real = BlockingApnsClient(apns_client_factory(push_app.config, state.apple)[1])
+    real = BlockingApnsClient(apns_client_factory(push_app.config, state.apple))
 
     class CrashAfterSending:
         def send(self, batch: list[str]) -> list[PushResult]:

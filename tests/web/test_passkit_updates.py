@@ -116,7 +116,6 @@ def test_no_change_is_lost_while_writers_commit_during_listings(world: World) ->
             for serial in serials:
                 seen[serial] = session.get(Card, serial_to_id[serial]).points_balance  # type: ignore[union-attr]
 
-    stop = threading.Event()
     errors: list[BaseException] = []
 
     def writer(seed: int) -> None:
@@ -136,7 +135,6 @@ def test_no_change_is_lost_while_writers_commit_during_listings(world: World) ->
         time.sleep(0.005)
     for thread in writers:
         thread.join()
-    stop.set()
     assert not errors, errors
     serials, tag = world.listing(client, tag)  # the device's next poll after the last push
     download(serials)
