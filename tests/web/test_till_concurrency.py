@@ -121,3 +121,31 @@ def test_racing_retries_of_one_purchase_record_it_once(
         card = session.get(Card, card_id)
         assert purchases == 1 and accruals == 1
         assert card is not None and card.points_balance == 155
+
+
+def test_racing_retries_of_a_redemption_that_spends_everything_all_get_the_first_answer(
+    committed_app: tuple[Flask, str, int, str], engine: Engine
+) -> None:
+    """The retries wait for the first attempt's row lock and would then find no points left:
+    they must still get the first answer, not 'insufficient points'."""
+    app, token, card_id, number = committed_app
+
+    def redeem(client: Any, _index: int) -> Any:
+        return client.post(
+            "/api/v1/redemptions",
+            json={"card": number, "receipt_amount": 1_000_000, "points": 100},
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "spend-all"},
+        )
+
+    responses = race(app, redeem)
+    assert [response.status_code for response in responses] == [201] * THREADS
+    assert len({response.get_data() for response in responses}) == 1
+    assert sum("Idempotent-Replayed" in response.headers for response in responses) == THREADS - 1
+    with make_sessionmaker(engine)() as session:
+        card = session.get(Card, card_id)
+        redemptions = session.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.card_id == card_id, LedgerEntry.kind == "redemption")
+        )
+        assert card is not None and card.points_balance == 0 and redemptions == 1

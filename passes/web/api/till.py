@@ -172,10 +172,19 @@ def idempotent(key: Caller, operation: Callable[[], tuple[int, dict[str, Any]]])
         )
     ).hexdigest()
     session = db()
-    replay = _replay(key, idempotency_key, fingerprint)
-    if replay is not None:
-        return replay
-    status, body = operation()
+    # Optimistic: retries are rare, so the happy path does not look the key up first. The unique
+    # (api key, Idempotency-Key) index decides at the INSERT below; a retry whose first attempt
+    # committed is rolled back whole there and answered from the record.
+    try:
+        status, body = operation()
+    except (Problem, LedgerError):
+        # A retry may fail where its first attempt succeeded (the points are spent now, or it
+        # waited for that attempt's row lock): the first answer wins over the new error.
+        session.rollback()
+        replay = _replay(key, idempotency_key, fingerprint)
+        if replay is not None:
+            return replay
+        raise
     try:
         session.flush()  # anything the operation left to the ORM, before the record
         session.connection().execute(
@@ -271,18 +280,19 @@ def find_card(key: Caller, code: str, *, lock: bool = False) -> tuple[Card, bool
     return card, parsed.scanned
 
 
+_STOCK = select(RewardStock.reward_key, RewardStock.remaining).where(
+    RewardStock.program_id == bindparam("program_id")
+)
+
+
 def card_out(card: Card, scanned: bool) -> CardOut:
     rules = rules_of(card.program)
     member = ledger.member_context(db(), card, rules, utcnow())
-    stock = dict(
-        db()
-        .execute(
-            select(RewardStock.reward_key, RewardStock.remaining).where(
-                RewardStock.program_id == card.program_id
-            )
-        )
-        .all()
-    )
+    affordable = [reward for reward in rules.rewards if reward.cost <= card.points_balance]
+    stock: dict[str, int] = {}
+    if any(reward.stock is not None for reward in affordable):  # most answers need no stock
+        rows = db().execute(_STOCK, {"program_id": card.program_id})
+        stock = {reward_key: remaining for reward_key, remaining in rows}
     tier_name = card.program.tier_name(card.tier_key)
     return CardOut(
         number=card.number,
@@ -297,8 +307,7 @@ def card_out(card: Card, scanned: bool) -> CardOut:
                 cost=reward.cost,
                 in_stock=reward.stock is None or stock.get(reward.key, reward.stock) > 0,
             )
-            for reward in rules.rewards
-            if reward.cost <= card.points_balance
+            for reward in affordable
         ],
         lookup="scan" if scanned else "typed",
     )
