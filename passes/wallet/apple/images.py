@@ -29,6 +29,7 @@ __all__ = [
     "MAX_UPLOAD_SIDE",
     "STRIP_SIZES",
     "ImageError",
+    "render_google_images",
     "render_pass_images",
     "rgb_string",
     "validate_colour",
@@ -40,6 +41,10 @@ RGB = tuple[int, int, int]
 ICON_SIZES: Final[dict[int, int]] = {1: 29, 2: 58, 3: 87}
 LOGO_BOXES: Final[dict[int, tuple[int, int]]] = {1: (160, 50), 2: (320, 100), 3: (480, 150)}
 STRIP_SIZES: Final[dict[int, tuple[int, int]]] = {1: (375, 123), 2: (750, 246), 3: (1125, 369)}
+
+#: Google Wallet: programLogo is shown in a circle (660 px recommended), heroImage is 1032x336.
+GOOGLE_LOGO_SIDE: Final = 660
+GOOGLE_HERO_SIZE: Final = (1032, 336)
 
 #: Uploads beyond these are refused before pillow decodes any pixels (decompression bombs).
 MAX_UPLOAD_BYTES: Final = 15 * 1024 * 1024
@@ -466,3 +471,33 @@ def render_pass_images(
         for scale in (1, 2, 3):
             result[f"{kind}{_SUFFIXES[scale]}.png"] = _encode_png(images[scale])
     return result
+
+
+def render_google_images(
+    *,
+    title: str,
+    background: str,
+    foreground: str,
+    icon: bytes | None = None,
+    strip: bytes | None = None,
+) -> dict[str, bytes]:
+    """PNG bytes of Google Wallet's ``logo`` (square; Google crops it to a circle) and ``hero``
+    (the banner), from the same uploads and colours as the Apple pass, so both cards match.
+
+    The square logo comes from the icon (Google's logo sits where Apple's icon would: a
+    square mark, not a wide wordmark); the hero from the strip.
+    """
+    bg = _rgb(background)
+    fg = _rgb(foreground)
+    side = GOOGLE_LOGO_SIDE
+    if icon is not None:
+        logo = _cover(_flatten(_decode_upload(icon, "icon"), bg), (side, side))
+    else:
+        big = side * 2
+        logo = Image.new("RGBA", (big, big), (*bg, 255))
+        ink = Image.new("RGBA", (big, big), (*fg, 255))
+        logo.paste(ink, (0, 0), _monogram_mask(big, _initials(title), scale=0.9))
+        logo = logo.resize((side, side), _LANCZOS)
+    source = _decode_upload(strip, "strip") if strip is not None else _generated_strip(bg)[3]
+    hero = _cover(source, GOOGLE_HERO_SIZE)
+    return {"logo": _encode_png(logo), "hero": _encode_png(hero)}
