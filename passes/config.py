@@ -43,6 +43,18 @@ DEFAULTS: dict[str, Any] = {
     "PUSH_ENABLED": True,
     "PUSH_INTERVAL_SECONDS": 2.0,
     "PUSH_BATCH_SIZE": 1000,
+    # Google Wallet: the issuer id from the Pay & Wallet Console and a service-account key file
+    # (JSON). Both unset: no Google Wallet button. ORIGINS: the web origins of the save button,
+    # comma-separated (default: PUBLIC_URL).
+    "GOOGLE_ISSUER_ID": None,
+    "GOOGLE_SERVICE_ACCOUNT_FILE": None,
+    "GOOGLE_API_ENDPOINT": "https://walletobjects.googleapis.com",
+    "GOOGLE_ORIGINS": None,
+    # Wallet API requests per second for the issuer, shared by every worker process (Google's
+    # published default is 20).
+    "GOOGLE_RATE_LIMIT": 20.0,
+    # Requests in flight per worker process (the rate limit, not these, sets the pace).
+    "GOOGLE_SYNC_THREADS": 8,
     # Skip loading signing material (pages work, pass downloads answer 503). For tooling only.
     "APPLE_SIGNING_ENABLED": True,
     # Outgoing e-mail (the card link for people who join twice). No server: logged instead.

@@ -27,6 +27,7 @@ from passes.wallet.apple.certificates import (
 )
 from passes.wallet.apple.issuer import ApplePassIssuer
 from passes.wallet.apple.pass_json import PassIdentity
+from passes.wallet.google.issuer import GoogleIssuer, load_service_account
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         raise ConfigurationError(apple_error)
     if apple_error:
         log.info("Apple passes are disabled: %s", apple_error)
+    google, google_error = _google_issuer(app.config, public_url)
+    if google_error and not running_maintenance_command():
+        raise ConfigurationError(google_error)
 
     app.extensions["passes"] = AppState(
         engine=engine,
@@ -87,6 +91,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ),
         apple=apple,
         development_certificates=development,
+        google=google,
     )
 
     CSRFProtect(app)
@@ -169,3 +174,32 @@ def _apple_issuer(
         web_service_url=f"{public_url}/passkit" if public_url.startswith("https://") else None,
     )
     return ApplePassIssuer(material, identity), None, material.is_development
+
+
+def _google_issuer(
+    config: Mapping[str, Any], public_url: str
+) -> tuple[GoogleIssuer | None, str | None]:
+    """Google Wallet when both its settings are given; one of them alone is a mistake."""
+    issuer_id = config["GOOGLE_ISSUER_ID"]
+    key_file = resolve_path(config["GOOGLE_SERVICE_ACCOUNT_FILE"])
+    if not issuer_id and key_file is None:
+        return None, None
+    if not issuer_id or key_file is None:
+        return None, "set both GOOGLE_ISSUER_ID and GOOGLE_SERVICE_ACCOUNT_FILE, or neither"
+    if not public_url.startswith("https://"):
+        log.warning("Google Wallet fetches images from PUBLIC_URL, which is not https")
+    origins = tuple(
+        origin.strip().rstrip("/")
+        for origin in str(config["GOOGLE_ORIGINS"] or "").split(",")
+        if origin.strip()
+    )
+    try:
+        return GoogleIssuer.create(
+            issuer_id=str(issuer_id).strip(),
+            service_account_info=load_service_account(key_file),
+            public_url=public_url,
+            endpoint=str(config["GOOGLE_API_ENDPOINT"]),
+            origins=origins,
+        ), None
+    except ValueError as exc:
+        return None, str(exc)

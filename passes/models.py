@@ -17,7 +17,14 @@ from passes.loyalty.models import (
     Store,
     WalletUpdate,
 )
-from passes.push.models import AppleDevice, AppleRegistration
+from passes.push.models import (
+    AppleDevice,
+    AppleRegistration,
+    GoogleClass,
+    GoogleNotification,
+    GoogleObject,
+    RateBucket,
+)
 
 __all__ = [
     "ActionCount",
@@ -26,6 +33,9 @@ __all__ = [
     "AppleRegistration",
     "Base",
     "Card",
+    "GoogleClass",
+    "GoogleNotification",
+    "GoogleObject",
     "IdempotencyRecord",
     "LedgerEntry",
     "Member",
@@ -33,6 +43,7 @@ __all__ = [
     "PointLot",
     "Program",
     "Purchase",
+    "RateBucket",
     "RewardStock",
     "Store",
     "WalletUpdate",

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from passes.mail import Mailer
 from passes.wallet.apple.issuer import ApplePassIssuer
+from passes.wallet.google.issuer import GoogleIssuer
 
 
 @dataclass
@@ -22,3 +23,5 @@ class AppState:
     # None when signing is switched off, or during maintenance commands without certificates.
     apple: ApplePassIssuer | None
     development_certificates: bool
+    # None unless GOOGLE_ISSUER_ID and GOOGLE_SERVICE_ACCOUNT_FILE are set.
+    google: GoogleIssuer | None = None

@@ -90,3 +90,16 @@ class Inbox:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.envelopes.append(envelope)
         return "250 OK"
+
+
+def google_settings(fake: Any, key_file: Any) -> dict[str, object]:
+    """Settings that point the app's Google Wallet client at a fake API (its token endpoint is
+    named in the service-account file, as Google's own files name theirs)."""
+    fake.write_service_account(key_file)
+    return {
+        "GOOGLE_ISSUER_ID": fake.issuer_id,
+        "GOOGLE_SERVICE_ACCOUNT_FILE": str(key_file),
+        "GOOGLE_API_ENDPOINT": fake.base_url,
+        "GOOGLE_SYNC_THREADS": 1,  # sessions share the test's one connection
+        "GOOGLE_RATE_LIMIT": 1000,
+    }

@@ -16,7 +16,7 @@ from flask import Flask
 from passes.state import AppState
 
 if TYPE_CHECKING:
-    from passes.push.service import ApplePushService
+    from passes.push.service import ApplePushService, GoogleSyncService
 
 log = logging.getLogger(__name__)
 CERTIFICATE_WARNING = timedelta(days=30)
@@ -90,11 +90,41 @@ def push_service(app: Flask) -> ApplePushService | None:
     return service
 
 
-def deliver_wallet_updates(app: Flask) -> None:
-    """Push pending Apple updates (the Google side joins in issue 5)."""
+def google_service(app: Flask) -> GoogleSyncService | None:
+    """This process's Google Wallet sync (created on first use), or None without Google."""
+    from passes.push.service import GoogleSyncService
+
+    state: AppState = app.extensions["passes"]
+    if state.google is None or not app.config["PUSH_ENABLED"]:
+        return None
+    service = app.extensions.get("passes_google_sync")
+    if service is None:
+        service = GoogleSyncService(state.sessionmaker, app.config, state.google)
+        app.extensions["passes_google_sync"] = service
+    return service
+
+
+def deliver_apple_updates(app: Flask) -> None:
+    """Push pending Apple updates."""
     service = push_service(app)
     if service is not None:
         service.run_once()
+
+
+def deliver_google_updates(app: Flask) -> None:
+    """Sync pending Google Wallet updates."""
+    service = google_service(app)
+    if service is not None:
+        service.run_once()
+
+
+def deliver_wallet_updates(app: Flask) -> None:
+    """Both wallets, one after the other; a failure of one never stops the other."""
+    for deliver in (deliver_apple_updates, deliver_google_updates):
+        try:
+            deliver(app)
+        except Exception:
+            log.exception("%s failed; the other wallet is unaffected", deliver.__name__)
 
 
 def build_scheduler(app: Flask) -> BackgroundScheduler:
@@ -110,15 +140,20 @@ def build_scheduler(app: Flask) -> BackgroundScheduler:
         coalesce=True,
         max_instances=1,
     )
-    scheduler.add_job(
-        deliver_wallet_updates,
-        "interval",
-        seconds=float(app.config["PUSH_INTERVAL_SECONDS"]),
-        args=[app],
-        id="deliver-wallet-updates",
-        coalesce=True,
-        max_instances=1,
-    )
+    # Separate jobs, so a slow or failing Google never delays Apple pushes, nor the reverse.
+    for deliver, job_id in (
+        (deliver_apple_updates, "deliver-apple-updates"),
+        (deliver_google_updates, "deliver-google-updates"),
+    ):
+        scheduler.add_job(
+            deliver,
+            "interval",
+            seconds=float(app.config["PUSH_INTERVAL_SECONDS"]),
+            args=[app],
+            id=job_id,
+            coalesce=True,
+            max_instances=1,
+        )
     scheduler.add_job(
         expire_points,
         "interval",

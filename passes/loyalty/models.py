@@ -331,6 +331,9 @@ class WalletUpdate(Base):
     # claim lapses), and backoff after 429/5xx pushes it forward.
     apple_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     apple_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The same for the Google sender, which works independently: neither blocks the other.
+    google_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    google_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         Index(
@@ -338,6 +341,12 @@ class WalletUpdate(Base):
             "requested_at",
             postgresql_where=text("apple_pending"),
             sqlite_where=text("apple_pending"),
+        ),
+        Index(
+            "ix_wallet_updates_google_due",
+            "requested_at",
+            postgresql_where=text("google_pending"),
+            sqlite_where=text("google_pending"),
         ),
     )
 

@@ -1,10 +1,21 @@
-"""Devices that asked for pass updates, and which passes they hold (PassKit web service)."""
+"""What the wallets hold: Apple devices that asked for pass updates and which passes they hold
+(PassKit web service); Google Wallet classes and objects we created, with what we last sent."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from passes.db import Base, UTCDateTime, utcnow
@@ -35,3 +46,54 @@ class AppleRegistration(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("device_id", "card_id", name="uq_apple_registration"),)
+
+
+class GoogleClass(Base):
+    """A program's ``loyaltyClass`` at Google, as last written (PATCHes send only what changed)."""
+
+    __tablename__ = "google_classes"
+
+    program_id: Mapped[int] = mapped_column(
+        ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True
+    )
+    class_id: Mapped[str] = mapped_column(String(200), unique=True)
+    sent_body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GoogleObject(Base):
+    """A card's ``loyaltyObject`` at Google, as last written. A card has one once its member
+    asked for the "Add to Google Wallet" link; only such cards are kept current at Google."""
+
+    __tablename__ = "google_objects"
+
+    card_id: Mapped[int] = mapped_column(
+        ForeignKey("cards.id", ondelete="CASCADE"), primary_key=True
+    )
+    object_id: Mapped[str] = mapped_column(String(200), unique=True)
+    sent_body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GoogleNotification(Base):
+    """A notifying update sent to a card's Google object: Google allows three per pass in any
+    24 hours and refuses the fourth, so we count them and send the rest silently."""
+
+    __tablename__ = "google_notifications"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id", ondelete="CASCADE"))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_google_notifications_card_sent", "card_id", "sent_at"),)
+
+
+class RateBucket(Base):
+    """A token bucket shared by every worker process (one row per limited API)."""
+
+    __tablename__ = "rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch

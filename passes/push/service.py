@@ -1,4 +1,5 @@
-"""The per-process Apple push service: settings → APNs client, and one delivery run at a time.
+"""The per-process wallet services: Apple (settings → APNs client) and Google (settings → REST
+client under the shared rate limit), each one delivery run at a time.
 
 The client (and its HTTP/2 connections) lives as long as the process, so scheduler runs every few
 seconds reuse the same connections. After a certificate/token problem the service pauses and
@@ -23,7 +24,11 @@ from passes.push.apple_sender import (
     AppleDeliveryReport,
     deliver_apple_updates,
 )
+from passes.push.google_sender import PAUSE_AFTER_FORBIDDEN as GOOGLE_PAUSE
+from passes.push.google_sender import GoogleDeliveryReport, GoogleSender
+from passes.push.rate_limit import DatabaseRateLimiter
 from passes.wallet.apple.issuer import ApplePassIssuer
+from passes.wallet.google.issuer import GoogleIssuer
 
 log = logging.getLogger(__name__)
 
@@ -129,3 +134,70 @@ class ApplePushService:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class GoogleSyncService:
+    """Delivers the Google side of the wallet outbox for one process, under the shared rate."""
+
+    def __init__(
+        self,
+        maker: sessionmaker[Session],
+        config: Mapping[str, Any],
+        google: GoogleIssuer,
+    ) -> None:
+        self.maker = maker
+        self.batch_size = int(config["PUSH_BATCH_SIZE"])
+        limiter = DatabaseRateLimiter(
+            maker, "google-wallet", rate=float(config["GOOGLE_RATE_LIMIT"])
+        )
+        self.sender = GoogleSender(
+            maker, google, limiter, threads=int(config["GOOGLE_SYNC_THREADS"])
+        )
+        self._lock = threading.Lock()
+        self.paused_until: datetime | None = None
+
+    def run_once(self, now: datetime | None = None) -> GoogleDeliveryReport | None:
+        """Deliver batches until nothing is due (or Google refused our credentials)."""
+        now = now or utcnow()
+        if not self._lock.acquire(blocking=False):
+            return None  # a previous run is still going
+        try:
+            if self.paused_until is not None and now < self.paused_until:
+                return None
+            total = GoogleDeliveryReport()
+            while True:
+                report = self.sender.deliver(limit=self.batch_size, now=now)
+                total.add(report)
+                if report.stopped is not None:
+                    self.paused_until = now + GOOGLE_PAUSE
+                    log.error(
+                        "Google Wallet refused our requests (%s): check that the service account "
+                        "is a user of the issuer in the Pay & Wallet Console; updates stay "
+                        "queued, next attempt after %s",
+                        report.stopped,
+                        self.paused_until.isoformat(),
+                    )
+                    break
+                if report.claimed < self.batch_size:
+                    break
+            if total.claimed:
+                log.info(
+                    "google sync: %d cards, %d patches, %d messages, %d notified, %d silenced, "
+                    "%d delivered, %d retrying, %d failed",
+                    total.claimed,
+                    total.patched,
+                    total.messages,
+                    total.notified,
+                    total.silenced,
+                    total.delivered,
+                    total.retrying,
+                    total.failed,
+                )
+                for error in total.errors[:5]:
+                    log.warning("google sync: %s", error)
+            return total
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        self.sender.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from datetime import timedelta
+from functools import lru_cache
 
 from flask import (
     Blueprint,
@@ -25,7 +26,10 @@ from passes.db import utcnow
 from passes.loyalty.enrollment import ApplicantErrors, enroll, validate_applicant
 from passes.loyalty.models import Card, Program
 from passes.loyalty.view import card_view
+from passes.push.google_objects import save_link
 from passes.qr import qr_png, qr_svg
+from passes.wallet.apple.images import render_google_images
+from passes.wallet.google.save_link import JwtTooLong
 from passes.web.conditional import mark_private, not_modified
 from passes.web.context import app_state, db
 
@@ -132,6 +136,7 @@ def card_page(token: str) -> str:
         card=card,
         view=card_view(card),
         apple_available=state.apple is not None,
+        google_available=state.google is not None,
     )
 
 
@@ -163,6 +168,47 @@ def card_pass(token: str) -> BaseResponse:
             f'attachment; filename="{card.program.slug}-{last4}.pkpass"'
         )
     return mark_private(response, view.updated_at)
+
+
+@public.get("/c/<token>/google-wallet")
+def card_google_wallet(token: str) -> BaseResponse:
+    """Send the member to Google's save page for their card (the object is written first)."""
+    card = _card_or_404(token)
+    google = app_state().google
+    if google is None:
+        abort(404, description="Google Wallet cards are not offered by this shop.")
+    try:
+        url = save_link(db(), card, google)
+    except JwtTooLong:
+        abort(503, description="Google Wallet cannot be reached right now. Please try again later.")
+    response = redirect(url, code=303)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@public.get("/p/<slug>/google/<any(logo, hero):kind>.png")
+def google_image(slug: str, kind: str) -> Response:
+    """The program's logo and hero image for Google Wallet, which fetches them from us."""
+    program = _program_or_404(slug)
+    images = _google_images(
+        program.name,
+        program.background_color,
+        program.foreground_color,
+        program.icon_image,
+        program.strip_image,
+    )
+    response = Response(images[kind], mimetype="image/png")
+    response.headers["Cache-Control"] = "public, max-age=86400"  # URLs carry ?v=<design>
+    return response
+
+
+@lru_cache(maxsize=32)
+def _google_images(
+    title: str, background: str, foreground: str, icon: bytes | None, strip: bytes | None
+) -> dict[str, bytes]:
+    return render_google_images(
+        title=title, background=background, foreground=foreground, icon=icon, strip=strip
+    )
 
 
 def _private(response: Response) -> Response:

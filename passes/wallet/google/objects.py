@@ -18,6 +18,8 @@ from passes.wallet.view import Branding, CardView
 __all__ = [
     "ImageUrls",
     "class_id",
+    "essential_class",
+    "essential_object",
     "loyalty_class",
     "loyalty_object",
     "object_id",
@@ -141,3 +143,28 @@ def object_state_changes(
     for key in previous.keys() - current.keys():
         changes[key] = None
     return changes
+
+
+_ESSENTIAL_CLASS = ("id", "issuerName", "programName", "hexBackgroundColor", "reviewStatus")
+_ESSENTIAL_OBJECT = (
+    "id",
+    "classId",
+    "state",
+    "accountId",
+    "accountName",
+    "loyaltyPoints",
+    "secondaryLoyaltyPoints",
+    "barcode",
+)
+
+
+def essential_class(body: dict[str, Any]) -> dict[str, Any]:
+    """What a card needs to show at all: for a save link that must carry the class itself."""
+    essential = {key: body[key] for key in _ESSENTIAL_CLASS if key in body}
+    essential["programLogo"] = {"sourceUri": body["programLogo"]["sourceUri"]}
+    return essential
+
+
+def essential_object(body: dict[str, Any]) -> dict[str, Any]:
+    """Number, name, balance, tier and QR code: for a save link that must carry the object."""
+    return {key: body[key] for key in _ESSENTIAL_OBJECT if key in body}

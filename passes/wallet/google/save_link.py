@@ -8,6 +8,7 @@ into the JWT instead (Google inserts it when the member saves).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,13 @@ __all__ = ["MAX_JWT_LENGTH", "SAVE_URL", "JwtTooLong", "ServiceAccount", "save_j
 
 SAVE_URL = "https://pay.google.com/gp/v/save/"
 MAX_JWT_LENGTH = 1800
+
+
+class _Utf8Encoder(json.JSONEncoder):
+    """UTF-8 instead of ``\\uXXXX`` escapes: a Cyrillic letter costs 2 bytes, not 6."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**{**options, "ensure_ascii": False})
 
 
 class JwtTooLong(ValueError):
@@ -68,7 +76,9 @@ def save_jwt(
         "payload": payload,
     }
     headers = {"kid": account.key_id} if account.key_id else None
-    token = jwt.encode(claims, account.private_key, algorithm="RS256", headers=headers)
+    token = jwt.encode(
+        claims, account.private_key, algorithm="RS256", headers=headers, json_encoder=_Utf8Encoder
+    )
     if len(token) > MAX_JWT_LENGTH:
         raise JwtTooLong(f"the save JWT is {len(token)} characters (at most {MAX_JWT_LENGTH})")
     return token

@@ -1,0 +1,374 @@
+"""Deliver pending Google Wallet updates from the outbox: per changed card, one PATCH of the fields
+that changed (silent), plus ``addMessage`` for a new offer and a notifying PATCH for a tier change
+while the pass's notification budget lasts (Google allows 3 per pass in 24 hours; we count them and
+send the rest silently rather than have Google refuse them).
+
+Rows are leased like the Apple sender's (``google_not_before``, ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL) but on their own columns, so a Google outage never holds up Apple pushes, or the
+reverse. Every request takes a token from the shared :class:`DatabaseRateLimiter` first, so all
+worker processes together stay within the issuer's rate. A row is cleared only after Google
+accepted the change, and only if no newer change arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from passes.db import utcnow
+from passes.loyalty.models import Card, Program, WalletUpdate
+from passes.loyalty.view import branding_of, card_view
+from passes.push.apple_sender import backoff
+from passes.push.google_objects import write_class
+from passes.push.models import GoogleClass, GoogleNotification, GoogleObject
+from passes.push.rate_limit import DatabaseRateLimiter
+from passes.wallet.google.client import GoogleWalletError, WalletApi
+from passes.wallet.google.issuer import GoogleIssuer
+from passes.wallet.google.objects import object_state_changes
+from passes.wallet.view import CardView
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=120)
+NOTIFICATION_BUDGET = 3
+NOTIFICATION_WINDOW = timedelta(hours=24)
+PAUSE_AFTER_FORBIDDEN = timedelta(minutes=5)
+
+
+class Outcome(Enum):
+    DONE = "done"
+    RETRY = "retry"  # 429, 5xx, no answer: back off, keep pending
+    FAILED = "failed"  # Google refused this body: keep pending, long backoff, log
+    FORBIDDEN = "forbidden"  # the service account may not write: pause everything
+
+
+@dataclass
+class GoogleDeliveryReport:
+    claimed: int = 0
+    delivered: int = 0  # outbox rows cleared
+    patched: int = 0
+    messages: int = 0  # addMessage calls
+    notified: int = 0  # notifying calls (messages + notifying patches)
+    silenced: int = 0  # notifications sent silently: the pass's budget was used up
+    retrying: int = 0
+    failed: int = 0
+    stopped: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: GoogleDeliveryReport) -> None:
+        for name in (
+            "claimed",
+            "delivered",
+            "patched",
+            "messages",
+            "notified",
+            "silenced",
+            "retrying",
+            "failed",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.stopped = self.stopped or other.stopped
+        self.errors.extend(other.errors)
+
+
+def forget_cards_without_objects(session: Session) -> None:
+    """Pending Google updates of cards nobody saved to Google Wallet: nothing to update there."""
+    session.execute(
+        update(WalletUpdate)
+        .where(
+            WalletUpdate.google_pending,
+            ~exists().where(GoogleObject.card_id == WalletUpdate.card_id),
+        )
+        .values(google_pending=False, google_not_before=None, google_attempts=0)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def claim(session: Session, *, now: datetime, limit: int) -> list[tuple[int, int, int]]:
+    """Lease up to ``limit`` due rows: (card id, revision, attempts). Commits."""
+    forget_cards_without_objects(session)
+    due = (
+        select(WalletUpdate.card_id)
+        .where(
+            WalletUpdate.google_pending,
+            or_(WalletUpdate.google_not_before.is_(None), WalletUpdate.google_not_before <= now),
+        )
+        .order_by(WalletUpdate.requested_at)
+        .limit(limit)
+    )
+    if session.connection().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    rows = session.execute(
+        update(WalletUpdate)
+        .where(WalletUpdate.card_id.in_(due.scalar_subquery()))
+        .values(google_not_before=now + LEASE)
+        .returning(WalletUpdate.card_id, WalletUpdate.revision, WalletUpdate.google_attempts)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return [(row.card_id, row.revision, row.google_attempts) for row in rows]
+
+
+class GoogleSender:
+    """Syncs claimed cards to Google with a few threads (the API answers in tens of ms, and the
+    shared rate limiter, not our CPU, sets the pace)."""
+
+    def __init__(
+        self,
+        maker: sessionmaker[Session],
+        google: GoogleIssuer,
+        limiter: DatabaseRateLimiter | None,
+        *,
+        threads: int = 8,
+        view_of: Callable[[Card], CardView] = card_view,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.maker = maker
+        self.google = google
+        self.limiter = limiter
+        self.threads = threads
+        self.view_of = view_of
+        self.rng = rng
+        self._local = threading.local()
+
+    def _api(self) -> WalletApi:
+        api: WalletApi | None = getattr(self._local, "api", None)
+        if api is None:
+            acquire = self.limiter.acquire if self.limiter is not None else None
+            api = self.google.new_api(before_request=acquire)
+            self._local.api = api
+        return api
+
+    def deliver(self, *, limit: int = 1000, now: datetime | None = None) -> GoogleDeliveryReport:
+        """Claim one batch, sync it, acknowledge. Returns what happened."""
+        now = now or utcnow()
+        report = GoogleDeliveryReport()
+        with self.maker() as session:
+            claimed = claim(session, now=now, limit=limit)
+        report.claimed = len(claimed)
+        if not claimed:
+            return report
+        card_ids = [card_id for card_id, _revision, _attempts in claimed]
+        try:
+            self._sync_classes(card_ids)
+        except GoogleWalletError as exc:
+            outcome = _outcome_of(exc)
+            report.errors.append(str(exc))
+            if outcome is Outcome.FORBIDDEN:
+                report.stopped = f"{exc.status} {exc.reason}"
+            with self.maker() as session:
+                self._acknowledge(session, claimed, dict.fromkeys(card_ids, outcome), now, report)
+                session.commit()
+            return report
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            results = list(pool.map(lambda card_id: self._sync_card(card_id, now), card_ids))
+        outcomes: dict[int, Outcome] = {}
+        for card_id, (outcome, partial) in zip(card_ids, results, strict=True):
+            outcomes[card_id] = outcome
+            report.add(partial)
+        with self.maker() as session:
+            self._acknowledge(session, claimed, outcomes, now, report)
+            session.commit()
+        return report
+
+    def _sync_classes(self, card_ids: list[int]) -> None:
+        """Bring each program's class up to date once, before its objects."""
+        with self.maker() as session:
+            program_ids = session.scalars(
+                select(Card.program_id).where(Card.id.in_(card_ids)).distinct()
+            ).all()
+            for program_id in program_ids:
+                program = session.get(Program, program_id)
+                if program is None:  # pragma: no cover - we just selected its program
+                    continue
+                body = self.google.class_body(branding_of(program))
+                known = session.get(GoogleClass, program_id)
+                if known is None or known.sent_body != body:
+                    write_class(session, program_id, body, self._api())
+                    session.commit()
+
+    def _sync_card(self, card_id: int, now: datetime) -> tuple[Outcome, GoogleDeliveryReport]:
+        report = GoogleDeliveryReport()
+        try:
+            with self.maker() as session:
+                card = session.get(Card, card_id)
+                known = session.get(GoogleObject, card_id)
+                if card is None or known is None:
+                    return Outcome.DONE, report
+                self._sync_object(session, card, known, now, report)
+                session.commit()
+            return Outcome.DONE, report
+        except GoogleWalletError as exc:
+            outcome = _outcome_of(exc)
+            report.errors.append(f"card {card_id}: {exc}")
+            if outcome is Outcome.FORBIDDEN:
+                report.stopped = f"{exc.status} {exc.reason}"
+            return outcome, report
+
+    def _sync_object(
+        self,
+        session: Session,
+        card: Card,
+        known: GoogleObject,
+        now: datetime,
+        report: GoogleDeliveryReport,
+    ) -> None:
+        api = self._api()
+        body = self.google.object_body(self.view_of(card))
+        sent = known.sent_body
+        budget = NOTIFICATION_BUDGET - _notifications_since(session, card.id, now)
+        changes = object_state_changes(sent, body)
+
+        # New offers notify through addMessage while the budget lasts.
+        sent_ids = {message.get("id") for message in sent.get("messages") or []}
+        new_offers = [m for m in body.get("messages") or [] if m["id"] not in sent_ids]
+        announced = []
+        for offer in new_offers:
+            if budget <= 0:
+                report.silenced += 1
+                continue
+            try:
+                api.add_message(
+                    "loyaltyObject", body["id"], {**offer, "messageType": "TEXT_AND_NOTIFY"}
+                )
+            except GoogleWalletError as exc:
+                if not exc.quota_exceeded:
+                    raise
+                budget = 0  # Google counts differently than we do: the rest goes silently
+                report.silenced += 1
+                continue
+            announced.append(offer["id"])
+            _record_notification(session, card.id, now)
+            budget -= 1
+            report.messages += 1
+            report.notified += 1
+        if announced and "messages" in changes:
+            # Google appended them; a PATCH is needed only if more than that changed.
+            after = [m for m in sent.get("messages") or []] + [
+                m for m in new_offers if m["id"] in announced
+            ]
+            if after == body["messages"]:
+                del changes["messages"]
+
+        if changes:
+            notify = bool(body.get("secondaryLoyaltyPoints")) and "secondaryLoyaltyPoints" in (
+                changes
+            )
+            if notify and budget <= 0:
+                report.silenced += 1
+                notify = False
+            if self._patch(api, card, body, changes, notify=notify, report=report):
+                _record_notification(session, card.id, now)
+        known.sent_body = body
+        known.updated_at = now
+
+    def _patch(
+        self,
+        api: WalletApi,
+        card: Card,
+        body: dict[str, Any],
+        changes: dict[str, Any],
+        *,
+        notify: bool,
+        report: GoogleDeliveryReport,
+    ) -> bool:
+        """PATCH ``changes``, notifying if asked; True if a notification went out."""
+        payload = {**changes, "notifyPreference": "NOTIFY_ON_UPDATE"} if notify else changes
+        try:
+            api.patch("loyaltyObject", body["id"], payload)
+        except GoogleWalletError as exc:
+            if exc.status == 404:  # the object vanished at Google: create it again
+                self._recreate(api, card, body)
+                notify = False
+            elif notify and exc.quota_exceeded:
+                api.patch("loyaltyObject", body["id"], changes)
+                report.silenced += 1
+                notify = False
+            else:
+                raise
+        report.patched += 1
+        if notify:
+            report.notified += 1
+        return notify
+
+    def _recreate(self, api: WalletApi, card: Card, body: dict[str, Any]) -> None:
+        """Insert the whole object; if its class is gone too (a wiped demo issuer), first that."""
+        try:
+            api.insert_or_patch("loyaltyObject", body)
+        except GoogleWalletError as exc:
+            if exc.status != 404:
+                raise
+            api.insert_or_patch("loyaltyClass", self.google.class_body(branding_of(card.program)))
+            api.insert_or_patch("loyaltyObject", body)
+
+    def _acknowledge(
+        self,
+        session: Session,
+        claimed: list[tuple[int, int, int]],
+        outcomes: dict[int, Outcome],
+        now: datetime,
+        report: GoogleDeliveryReport,
+    ) -> None:
+        for card_id, revision, attempts in claimed:
+            outcome = outcomes[card_id]
+            if outcome is Outcome.DONE:
+                values: dict[str, Any] = {
+                    # A change that arrived while we synced keeps the row pending.
+                    "google_pending": WalletUpdate.revision != revision,
+                    "google_not_before": None,
+                    "google_attempts": 0,
+                }
+                report.delivered += 1
+            elif outcome is Outcome.FORBIDDEN:
+                values = {"google_not_before": now + PAUSE_AFTER_FORBIDDEN}
+            else:
+                values = {
+                    "google_not_before": now + backoff(attempts, self.rng),
+                    "google_attempts": attempts + 1,
+                }
+                if outcome is Outcome.RETRY:
+                    report.retrying += 1
+                else:
+                    report.failed += 1
+            session.execute(
+                update(WalletUpdate).where(WalletUpdate.card_id == card_id).values(**values)
+            )
+
+    def close(self) -> None:
+        api: WalletApi | None = getattr(self._local, "api", None)
+        if api is not None:
+            api.close()
+
+
+def _outcome_of(exc: GoogleWalletError) -> Outcome:
+    if exc.retryable:
+        return Outcome.RETRY
+    if exc.status in (401, 403) and not exc.quota_exceeded:
+        return Outcome.FORBIDDEN
+    return Outcome.FAILED
+
+
+def _notifications_since(session: Session, card_id: int, now: datetime) -> int:
+    count = session.scalar(
+        select(func.count())
+        .select_from(GoogleNotification)
+        .where(
+            GoogleNotification.card_id == card_id,
+            GoogleNotification.sent_at > now - NOTIFICATION_WINDOW,
+        )
+    )
+    return int(count or 0)
+
+
+def _record_notification(session: Session, card_id: int, now: datetime) -> None:
+    session.add(GoogleNotification(card_id=card_id, sent_at=now))

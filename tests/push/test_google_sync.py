@@ -1,0 +1,331 @@
+"""Google Wallet end to end against the fake API (which validates every body against Google's
+discovery document): the save link, then balance, tier and offer changes reaching the object."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from fake_google_wallet import FakeGoogleWallet
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Connection, select
+from sqlalchemy.orm import Session
+
+from factories import make_card, make_program
+from passes import create_app
+from passes.db import utcnow
+from passes.jobs import google_service
+from passes.loyalty.ledger import adjust
+from passes.loyalty.models import Card, WalletUpdate
+from passes.loyalty.view import card_view
+from passes.push.google_sender import GoogleSender
+from passes.push.models import GoogleNotification, GoogleObject
+from passes.state import AppState
+from passes.wallet.apple.devcerts import DevChain
+from passes.wallet.google.save_link import SAVE_URL
+from passes.wallet.view import CardView, Offer
+from support import app_config, google_settings
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Fails the test if anything (google-auth included) looks up a host that is not loopback."""
+    looked_up: list[str] = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(str(host))
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield looked_up
+    assert set(looked_up) <= {"127.0.0.1", "localhost", "::1"}, looked_up
+
+
+@pytest.fixture
+def google() -> Iterator[FakeGoogleWallet]:
+    with FakeGoogleWallet() as fake:
+        yield fake
+        assert fake.errors == []  # nothing we sent broke Google's schema
+
+
+@pytest.fixture
+def google_app(
+    dev_chain: DevChain,
+    database_url: str,
+    connection: Connection,
+    tmp_path: Path,
+    google: FakeGoogleWallet,
+) -> Iterator[Flask]:
+    settings = google_settings(google, tmp_path / "service-account.json")
+    app = create_app(app_config(dev_chain, database_url, **settings))
+    app.instance_path = str(tmp_path)
+    state: AppState = app.extensions["passes"]
+    state.engine.dispose()
+    state.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+    yield app
+    service = google_service(app)
+    if service is not None:
+        service.close()
+
+
+@pytest.fixture
+def session(google_app: Flask) -> Iterator[Session]:
+    state: AppState = google_app.extensions["passes"]
+    with state.sessionmaker() as session:
+        yield session
+
+
+def save(client: FlaskClient, card: Card) -> str:
+    """Follow the card page's Google button; the JWT of the save link."""
+    response = client.get(f"/c/{card.page_token}/google-wallet")
+    assert response.status_code == 303, response.get_data(as_text=True)
+    location = response.headers["Location"]
+    assert location.startswith(SAVE_URL)
+    return location[len(SAVE_URL) :]
+
+
+def object_of(google: FakeGoogleWallet, card: Card) -> dict[str, Any]:
+    return google.objects[f"{google.issuer_id}.{card.serial_number}"]
+
+
+def sync(app: Flask) -> Any:
+    service = google_service(app)
+    assert service is not None
+    return service.run_once()
+
+
+def test_the_save_link_inserts_class_and_object_and_names_only_their_ids(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    program = make_program(session, name="Зерно", organization_name="Кофейня «Зерно»")
+    card = make_card(session, program)
+    session.commit()
+    claims = google.decode_save_jwt(save(google_app.test_client(), card))
+    stored = object_of(google, card)
+    assert claims["payload"]["loyaltyObjects"] == [
+        {"id": stored["id"], "classId": stored["classId"]}
+    ]
+    assert stored["accountName"] == "Анна Смирнова"
+    assert stored["barcode"]["value"] == card.barcode_payload
+    klass = google.classes[stored["classId"]]
+    assert klass["programName"] == "Зерно" and klass["reviewStatus"] == "UNDER_REVIEW"
+    logo = urlsplit(klass["programLogo"]["sourceUri"]["uri"])
+    image = google_app.test_client().get(f"{logo.path}?{logo.query}")
+    assert image.status_code == 200 and image.mimetype == "image/png"
+    # A second click writes nothing new: the object is up to date.
+    writes = len(google.recorded())
+    save(google_app.test_client(), card)
+    assert len(google.recorded()) == writes
+
+
+def test_edge_cases_pass_googles_schema(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    """Long Cyrillic names, no stores, no website: still valid (the fixture checks errors)."""
+    program = make_program(
+        session,
+        stores=0,
+        name="Клуб друзей кофейни «Зерно и Хлеб» на Покровке",
+        organization_name="Сеть кофеен и пекарен «Зерно и Хлеб» на Покровке и у Патриарших",
+        website=None,
+        terms="",
+    )
+    card = make_card(session, program, name="Констанция-Александра Вольдемаровна Римская-Корсакова")
+    session.commit()
+    google.decode_save_jwt(save(google_app.test_client(), card))
+    assert object_of(google, card)["accountName"].startswith("Констанция")
+
+
+def test_the_demo_program_passes_googles_schema(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    from passes.demo import load_demo
+
+    state: AppState = google_app.extensions["passes"]
+    _program, cards = load_demo(session, barcode_key=state.barcode_key)
+    session.commit()
+    for card in cards[:3]:
+        google.decode_save_jwt(save(google_app.test_client(), card))
+    assert len(google.objects) == 3
+
+
+def test_without_the_api_the_link_carries_the_whole_object(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    program = make_program(session, stores=0, website=None, terms="")
+    card = make_card(session, program, name="Ян")
+    session.commit()
+    google.answer(503, times=None)
+    claims = google.decode_save_jwt(save(google_app.test_client(), card), require_stored=False)
+    (carried,) = claims["payload"]["loyaltyObjects"]
+    assert carried["loyaltyPoints"]["balance"] == {"int": 0}
+    assert session.get(GoogleObject, card.id) is not None  # kept current once it exists
+
+
+def test_a_purchase_leads_to_exactly_one_silent_patch_with_the_new_balance(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    program = make_program(session, tiers=False)
+    card = make_card(session, program)
+    session.commit()
+    save(google_app.test_client(), card)
+    adjust(session, card, points=250, reason="purchase", actor="test")
+    session.commit()
+    google.reset_records() if hasattr(google, "reset_records") else google.requests.clear()
+    report = sync(google_app)
+    patches = google.recorded(action="patch", kind="loyaltyObject")
+    assert len(patches) == 1 and report.delivered == 1
+    assert patches[0].body == {"loyaltyPoints": object_of(google, card)["loyaltyPoints"]}
+    assert object_of(google, card)["loyaltyPoints"]["balance"] == {"int": 250}
+    assert google.recorded(action="addMessage") == []
+    assert session.get(WalletUpdate, card.id).google_pending is False  # type: ignore[union-attr]
+    assert sync(google_app).claimed == 0  # nothing left
+
+
+def test_cards_nobody_saved_to_google_wallet_are_not_sent(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    card = make_card(session, make_program(session))
+    adjust(session, card, points=5, reason="test", actor="test")
+    session.commit()
+    assert sync(google_app).claimed == 0
+    assert google.recorded() == []
+    assert session.get(WalletUpdate, card.id).google_pending is False  # type: ignore[union-attr]
+
+
+def sender_with_offers(app: Flask, offers: list[Offer]) -> GoogleSender:
+    """The real sender, with cards showing ``offers`` (campaigns, which fill them, are issue 6)."""
+    state: AppState = app.extensions["passes"]
+    assert state.google is not None
+
+    def view_of(card: Card) -> CardView:
+        return replace(card_view(card), offers=tuple(offers))
+
+    return GoogleSender(state.sessionmaker, state.google, None, threads=1, view_of=view_of)
+
+
+def test_an_offer_leads_to_one_add_message_and_the_fourth_in_a_day_goes_silently(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    card = make_card(session, make_program(session, tiers=False))
+    session.commit()
+    save(google_app.test_client(), card)
+    object_id = object_of(google, card)["id"]
+    offers: list[Offer] = []
+    for number in range(1, 5):
+        offers.append(Offer(f"offer-{number}", f"Offer {number}", f"Coffee -{number * 10} %"))
+        adjust(session, card, points=1, reason="new offer", actor="test")
+        session.commit()
+        google.requests.clear()
+        report = sender_with_offers(google_app, offers).deliver()
+        messages = google.recorded(action="addMessage")
+        if number <= 3:
+            assert len(messages) == 1 and report.notified == 1
+            assert messages[0].body["message"]["messageType"] == "TEXT_AND_NOTIFY"
+            assert google.recorded(action="patch")[0].body.keys() == {"loyaltyPoints"}
+        else:  # over the budget: the offer still arrives, in a silent PATCH
+            assert messages == [] and report.silenced == 1 and report.notified == 0
+            (patch,) = google.recorded(action="patch")
+            assert [m["id"] for m in patch.body["messages"]][-1] == "offer-offer-4"
+            assert "notifyPreference" not in patch.body
+    assert len(google.notifications_for(object_id)) == 3
+    assert [m["header"] for m in object_of(google, card)["messages"]] == [
+        f"Offer {n}" for n in range(1, 5)
+    ]
+    assert session.scalar(select(GoogleNotification.id).limit(1)) is not None
+
+
+def test_the_budget_is_a_rolling_day(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    card = make_card(session, make_program(session, tiers=False))
+    session.commit()
+    save(google_app.test_client(), card)
+    for _ in range(3):  # three notifications, a day and a minute ago
+        session.add(
+            GoogleNotification(card_id=card.id, sent_at=utcnow() - timedelta(days=1, minutes=1))
+        )
+    adjust(session, card, points=1, reason="new offer", actor="test")
+    session.commit()
+    report = sender_with_offers(google_app, [Offer("x", "Fresh", "Fresh offer")]).deliver()
+    assert report.notified == 1 and len(google.recorded(action="addMessage")) == 1
+
+
+def test_a_tier_change_notifies_a_balance_change_does_not(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    card = make_card(session, make_program(session))
+    session.commit()
+    save(google_app.test_client(), card)
+    card.tier_key = "gourmet"
+    session.commit()
+    google.requests.clear()
+    sync(google_app)
+    (patch,) = google.recorded(action="patch")
+    assert patch.body["notifyPreference"] == "NOTIFY_ON_UPDATE"
+    assert patch.body["secondaryLoyaltyPoints"]["balance"] == {"string": "Гурман"}
+
+
+def test_429_and_5xx_are_retried_and_a_lasting_outage_keeps_the_update(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    card = make_card(session, make_program(session, tiers=False))
+    session.commit()
+    save(google_app.test_client(), card)
+    adjust(session, card, points=7, reason="test", actor="test")
+    session.commit()
+    google.answer(429, action="patch")
+    google.answer(500, action="patch")
+    report = sync(google_app)  # the client retried twice and got through
+    assert report.delivered == 1
+    assert [r.status for r in google.recorded(action="patch")] == [429, 500, 200]
+
+    adjust(session, card, points=1, reason="test", actor="test")
+    session.commit()
+    google.answer(503, times=None, action="patch")
+    service = google_service(google_app)
+    assert service is not None
+    outage = utcnow()
+    report = service.run_once(now=outage)
+    assert report is not None and report.retrying == 1 and report.delivered == 0
+    pending = session.get(WalletUpdate, card.id)
+    session.refresh(pending)  # type: ignore[arg-type]
+    assert pending is not None and pending.google_pending and pending.google_attempts == 1
+    assert pending.google_not_before is not None
+    assert pending.google_not_before >= outage + timedelta(seconds=1)  # backoff: 1-2 s at first
+    assert service.run_once(now=outage).claimed == 0  # type: ignore[union-attr]  # not yet due
+    google.reset()  # Google is back, with nothing stored: class and object are created again
+    report = service.run_once(now=pending.google_not_before + timedelta(seconds=1))
+    assert report is not None and report.delivered == 1
+    assert object_of(google, card)["loyaltyPoints"]["balance"] == {"int": 8}
+
+
+def test_403_pauses_sending_keeps_updates_and_logs_once(
+    google_app: Flask,
+    session: Session,
+    google: FakeGoogleWallet,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    card = make_card(session, make_program(session, tiers=False))
+    session.commit()
+    save(google_app.test_client(), card)
+    adjust(session, card, points=7, reason="test", actor="test")
+    session.commit()
+    google.answer(403, reason="permissionDenied", times=None)
+    with caplog.at_level(logging.ERROR):
+        report = sync(google_app)
+        assert report.stopped == "403 permissionDenied" and report.delivered == 0
+        assert sync(google_app) is None  # paused: no request, no second error
+    assert len([r for r in caplog.records if "Pay & Wallet Console" in r.message]) == 1
+    pending = session.get(WalletUpdate, card.id)
+    session.refresh(pending)  # type: ignore[arg-type]
+    assert pending is not None and pending.google_pending
