@@ -1,10 +1,15 @@
 """A card's Google Wallet object: created over REST when its member asks for the save link, and
-remembered with the body we sent, so later updates PATCH only what changed."""
+remembered with the body we sent, so later updates PATCH only what changed.
+
+No database transaction is open while Google answers: on SQLite every transaction holds the
+write lock, and on PostgreSQL a transaction held across a network call pins rows and snapshots.
+So callers read what they need, end the transaction, call Google, then record the result.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -13,7 +18,7 @@ from passes.db import upsert_insert, utcnow
 from passes.loyalty.models import Card, WalletUpdate
 from passes.loyalty.view import card_view
 from passes.push.models import GoogleClass, GoogleObject
-from passes.wallet.google.client import GoogleWalletError, WalletApi
+from passes.wallet.google.client import GoogleWalletError, Resource, WalletApi
 from passes.wallet.google.issuer import GoogleIssuer
 from passes.wallet.google.objects import essential_object, object_state_changes
 
@@ -24,61 +29,75 @@ def save_link(session: Session, card: Card, google: GoogleIssuer) -> str:
     """The "Add to Google Wallet" address for ``card``; commits what was written at Google.
 
     Preferred: class and object are written over REST first and the JWT names only their ids.
-    If Google cannot be reached, the full object goes into the JWT (raises JwtTooLong if it does
-    not fit) and is remembered anyway, so the sender keeps it current once it exists.
+    If Google cannot be reached, the object's essentials go into the JWT (raises JwtTooLong if
+    they do not fit) and are remembered, and the sender completes the object later.
     """
     view = card_view(card)
     class_body = google.class_body(view.branding)
     object_body = google.object_body(view)
-    known_class = session.get(GoogleClass, card.program_id)
+    program_id, card_id = card.program_id, card.id
+    sent_class = sent_body(session, GoogleClass, program_id)
+    sent_object = sent_body(session, GoogleObject, card_id)
+    session.rollback()  # nothing held while Google answers
     try:
-        write_class(session, card.program_id, class_body, google.interactive_api)
-        write_object(session, card, object_body, google.interactive_api)
+        if put_resource(google.interactive_api, "loyaltyClass", class_body, sent_class):
+            remember(session, GoogleClass, program_id, class_body)
+        if put_resource(google.interactive_api, "loyaltyObject", object_body, sent_object):
+            remember(session, GoogleObject, card_id, object_body)
         url = google.skinny_save_url(object_body)
     except GoogleWalletError as exc:
-        session.rollback()
         log.warning("Google Wallet API unavailable for the save link (%s); sending a full JWT", exc)
-        url = google.full_save_url(object_body, None if known_class else class_body)
+        url = google.full_save_url(object_body, None if sent_class else class_body)
         # Remember what the link carries; the sender completes the rest once Google answers.
-        remember_object(session, card.id, essential_object(object_body))
-        queue_google_update(session, card.id)
-    _commit_ignoring_races(session)
+        remember(session, GoogleObject, card_id, essential_object(object_body))
+        queue_google_update(session, card_id)
+    try:
+        session.commit()
+    except IntegrityError:  # two clicks at once: the other one recorded it
+        session.rollback()
     return url
 
 
-def write_class(session: Session, program_id: int, body: dict[str, Any], api: WalletApi) -> None:
-    """Create or bring up to date the program's class at Google."""
-    known = session.get(GoogleClass, program_id)
-    if known is None:
-        api.insert_or_patch("loyaltyClass", body)
-        session.add(GoogleClass(program_id=program_id, class_id=body["id"], sent_body=body))
-    elif known.sent_body != body:
-        api.patch(
-            "loyaltyClass", body["id"], _with_review(object_state_changes(known.sent_body, body))
-        )
+def put_resource(
+    api: WalletApi, resource: Resource, body: dict[str, Any], sent: dict[str, Any] | None
+) -> bool:
+    """Make Google hold ``body``, given what we last sent (None: never). True if a request
+    went out. A class update carries ``reviewStatus: UNDER_REVIEW``, as Google asks."""
+    if sent is None:
+        api.insert_or_patch(resource, body)
+        return True
+    changes = object_state_changes(sent, body)
+    if not changes:
+        return False
+    if resource == "loyaltyClass":
+        changes["reviewStatus"] = "UNDER_REVIEW"
+    api.patch(resource, str(body["id"]), changes)
+    return True
+
+
+def sent_body(
+    session: Session, model: type[GoogleClass] | type[GoogleObject], key: int
+) -> dict[str, Any] | None:
+    """What we last sent Google for this program's class or card's object (None: nothing)."""
+    known = cast("GoogleClass | GoogleObject | None", session.get(model, key))
+    return dict(known.sent_body) if known is not None else None
+
+
+def remember(
+    session: Session,
+    model: type[GoogleClass] | type[GoogleObject],
+    key: int,
+    body: dict[str, Any],
+) -> None:
+    """Record ``body`` as what Google now holds (insert or update, not committed)."""
+    known = cast("GoogleClass | GoogleObject | None", session.get(model, key))
+    if known is not None:
         known.sent_body = body
         known.updated_at = utcnow()
-
-
-def write_object(session: Session, card: Card, body: dict[str, Any], api: WalletApi) -> None:
-    """Create or bring up to date the card's object at Google."""
-    known = session.get(GoogleObject, card.id)
-    if known is None:
-        api.insert_or_patch("loyaltyObject", body)
-        session.add(GoogleObject(card_id=card.id, object_id=body["id"], sent_body=body))
-    elif known.sent_body != body:
-        api.patch("loyaltyObject", body["id"], object_state_changes(known.sent_body, body))
-        known.sent_body = body
-        known.updated_at = utcnow()
-
-
-def remember_object(session: Session, card_id: int, body: dict[str, Any]) -> None:
-    known = session.get(GoogleObject, card_id)
-    if known is None:
-        session.add(GoogleObject(card_id=card_id, object_id=body["id"], sent_body=body))
+    elif model is GoogleClass:
+        session.add(GoogleClass(program_id=key, class_id=body["id"], sent_body=body))
     else:
-        known.sent_body = body
-        known.updated_at = utcnow()
+        session.add(GoogleObject(card_id=key, object_id=body["id"], sent_body=body))
 
 
 def queue_google_update(session: Session, card_id: int) -> None:
@@ -92,16 +111,3 @@ def queue_google_update(session: Session, card_id: int) -> None:
             set_={"google_pending": True, "revision": WalletUpdate.revision + 1},
         )
     )
-
-
-def _with_review(changes: dict[str, Any]) -> dict[str, Any]:
-    """Google asks for ``reviewStatus: UNDER_REVIEW`` on every class update."""
-    return {**changes, "reviewStatus": "UNDER_REVIEW"}
-
-
-def _commit_ignoring_races(session: Session) -> None:
-    """Two clicks at once both create the rows: the second commit loses, Google has it anyway."""
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()

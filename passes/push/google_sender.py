@@ -29,7 +29,7 @@ from passes.db import utcnow
 from passes.loyalty.models import Card, Program, WalletUpdate
 from passes.loyalty.view import branding_of, card_view
 from passes.push.apple_sender import backoff
-from passes.push.google_objects import write_class
+from passes.push.google_objects import put_resource, remember, sent_body
 from passes.push.models import GoogleClass, GoogleNotification, GoogleObject
 from passes.push.rate_limit import DatabaseRateLimiter
 from passes.wallet.google.client import GoogleWalletError, WalletApi
@@ -187,46 +187,61 @@ class GoogleSender:
             program_ids = session.scalars(
                 select(Card.program_id).where(Card.id.in_(card_ids)).distinct()
             ).all()
+            wanted = []
             for program_id in program_ids:
                 program = session.get(Program, program_id)
-                if program is None:  # pragma: no cover - we just selected its program
-                    continue
-                body = self.google.class_body(branding_of(program))
-                known = session.get(GoogleClass, program_id)
-                if known is None or known.sent_body != body:
-                    write_class(session, program_id, body, self._api())
+                if program is not None:
+                    body = self.google.class_body(branding_of(program))
+                    wanted.append((program_id, body, sent_body(session, GoogleClass, program_id)))
+        # The session is closed: no transaction is held while Google answers.
+        for program_id, body, sent in wanted:
+            if put_resource(self._api(), "loyaltyClass", body, sent):
+                with self.maker() as session:
+                    remember(session, GoogleClass, program_id, body)
                     session.commit()
 
     def _sync_card(self, card_id: int, now: datetime) -> tuple[Outcome, GoogleDeliveryReport]:
         report = GoogleDeliveryReport()
+        with self.maker() as session:
+            card = session.get(Card, card_id)
+            sent = sent_body(session, GoogleObject, card_id)
+            if card is None or sent is None:
+                return Outcome.DONE, report
+            body = self.google.object_body(self.view_of(card))
+            class_body = self.google.class_body(branding_of(card.program))
+            budget = NOTIFICATION_BUDGET - _notifications_since(session, card_id, now)
+        # The session is closed: no transaction is held while Google answers.
+        notified = 0
         try:
-            with self.maker() as session:
-                card = session.get(Card, card_id)
-                known = session.get(GoogleObject, card_id)
-                if card is None or known is None:
-                    return Outcome.DONE, report
-                self._sync_object(session, card, known, now, report)
-                session.commit()
-            return Outcome.DONE, report
+            notified = self._sync_object(body, class_body, sent, budget, report)
         except GoogleWalletError as exc:
             outcome = _outcome_of(exc)
             report.errors.append(f"card {card_id}: {exc}")
             if outcome is Outcome.FORBIDDEN:
                 report.stopped = f"{exc.status} {exc.reason}"
             return outcome, report
+        finally:
+            if notified:  # counted even if a later call failed: Google counted them too
+                with self.maker() as session:
+                    for _ in range(notified):
+                        session.add(GoogleNotification(card_id=card_id, sent_at=now))
+                    session.commit()
+        with self.maker() as session:
+            remember(session, GoogleObject, card_id, body)
+            session.commit()
+        return Outcome.DONE, report
 
     def _sync_object(
         self,
-        session: Session,
-        card: Card,
-        known: GoogleObject,
-        now: datetime,
+        body: dict[str, Any],
+        class_body: dict[str, Any],
+        sent: dict[str, Any],
+        budget: int,
         report: GoogleDeliveryReport,
-    ) -> None:
+    ) -> int:
+        """Send what changed from ``sent`` to ``body``; returns the notifications sent."""
         api = self._api()
-        body = self.google.object_body(self.view_of(card))
-        sent = known.sent_body
-        budget = NOTIFICATION_BUDGET - _notifications_since(session, card.id, now)
+        notified = 0
         changes = object_state_changes(sent, body)
 
         # New offers notify through addMessage while the budget lasts.
@@ -234,7 +249,7 @@ class GoogleSender:
         new_offers = [m for m in body.get("messages") or [] if m["id"] not in sent_ids]
         announced = []
         for offer in new_offers:
-            if budget <= 0:
+            if budget - notified <= 0:
                 report.silenced += 1
                 continue
             try:
@@ -244,39 +259,36 @@ class GoogleSender:
             except GoogleWalletError as exc:
                 if not exc.quota_exceeded:
                     raise
-                budget = 0  # Google counts differently than we do: the rest goes silently
+                budget = notified  # Google counts differently than we do: the rest is silent
                 report.silenced += 1
                 continue
             announced.append(offer["id"])
-            _record_notification(session, card.id, now)
-            budget -= 1
+            notified += 1
             report.messages += 1
             report.notified += 1
         if announced and "messages" in changes:
             # Google appended them; a PATCH is needed only if more than that changed.
-            after = [m for m in sent.get("messages") or []] + [
+            after = list(sent.get("messages") or []) + [
                 m for m in new_offers if m["id"] in announced
             ]
             if after == body["messages"]:
                 del changes["messages"]
 
         if changes:
-            notify = bool(body.get("secondaryLoyaltyPoints")) and "secondaryLoyaltyPoints" in (
-                changes
-            )
-            if notify and budget <= 0:
+            tier_changed = "secondaryLoyaltyPoints" in changes
+            notify = tier_changed and bool(body.get("secondaryLoyaltyPoints"))
+            if notify and budget - notified <= 0:
                 report.silenced += 1
                 notify = False
-            if self._patch(api, card, body, changes, notify=notify, report=report):
-                _record_notification(session, card.id, now)
-        known.sent_body = body
-        known.updated_at = now
+            if self._patch(api, body, class_body, changes, notify=notify, report=report):
+                notified += 1
+        return notified
 
     def _patch(
         self,
         api: WalletApi,
-        card: Card,
         body: dict[str, Any],
+        class_body: dict[str, Any],
         changes: dict[str, Any],
         *,
         notify: bool,
@@ -288,7 +300,7 @@ class GoogleSender:
             api.patch("loyaltyObject", body["id"], payload)
         except GoogleWalletError as exc:
             if exc.status == 404:  # the object vanished at Google: create it again
-                self._recreate(api, card, body)
+                self._recreate(api, body, class_body)
                 notify = False
             elif notify and exc.quota_exceeded:
                 api.patch("loyaltyObject", body["id"], changes)
@@ -301,14 +313,14 @@ class GoogleSender:
             report.notified += 1
         return notify
 
-    def _recreate(self, api: WalletApi, card: Card, body: dict[str, Any]) -> None:
+    def _recreate(self, api: WalletApi, body: dict[str, Any], class_body: dict[str, Any]) -> None:
         """Insert the whole object; if its class is gone too (a wiped demo issuer), first that."""
         try:
             api.insert_or_patch("loyaltyObject", body)
         except GoogleWalletError as exc:
             if exc.status != 404:
                 raise
-            api.insert_or_patch("loyaltyClass", self.google.class_body(branding_of(card.program)))
+            api.insert_or_patch("loyaltyClass", class_body)
             api.insert_or_patch("loyaltyObject", body)
 
     def _acknowledge(
@@ -368,7 +380,3 @@ def _notifications_since(session: Session, card_id: int, now: datetime) -> int:
         )
     )
     return int(count or 0)
-
-
-def _record_notification(session: Session, card_id: int, now: datetime) -> None:
-    session.add(GoogleNotification(card_id=card_id, sent_at=now))

@@ -16,13 +16,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["DatabaseRateLimiter"]
 
+# ">= 0.999999", not ">= 1": a caller that slept exactly the wait it was told gets its token
+# despite floating-point rounding.
 _TAKE = {
     "postgresql": text(
         "UPDATE rate_buckets SET "
         "tokens = LEAST(:capacity, tokens + GREATEST(0, :now - updated_at) * :rate) - 1, "
         "updated_at = GREATEST(updated_at, :now) "
         "WHERE name = :name "
-        "AND LEAST(:capacity, tokens + GREATEST(0, :now - updated_at) * :rate) >= 1 "
+        "AND LEAST(:capacity, tokens + GREATEST(0, :now - updated_at) * :rate) >= 0.999999 "
         "RETURNING tokens"
     ),
     "sqlite": text(
@@ -30,7 +32,7 @@ _TAKE = {
         "tokens = MIN(:capacity, tokens + MAX(0, :now - updated_at) * :rate) - 1, "
         "updated_at = MAX(updated_at, :now) "
         "WHERE name = :name "
-        "AND MIN(:capacity, tokens + MAX(0, :now - updated_at) * :rate) >= 1 "
+        "AND MIN(:capacity, tokens + MAX(0, :now - updated_at) * :rate) >= 0.999999 "
         "RETURNING tokens"
     ),
 }
