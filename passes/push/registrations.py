@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy import Engine, bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
 from passes.db import upsert_insert, utcnow
@@ -40,8 +40,26 @@ _PASS_BY_SERIAL = (
 
 
 def pass_credentials(session: Session, serial_number: str) -> PassCredentials | None:
-    """The card behind ``serial_number`` (one indexed read, prebuilt), or None."""
-    row = session.connection().execute(_PASS_BY_SERIAL, {"serial": serial_number}).first()
+    """The card behind ``serial_number`` (one indexed read, prebuilt), or None.
+
+    Devices send this read with every request, and a 304 is nothing more. So on PostgreSQL, when
+    the session has not begun a transaction, it runs on a pooled connection in autocommit mode: a
+    single statement is consistent by itself, BEGIN and ROLLBACK would be two more round trips,
+    and the ROLLBACK would also drop psycopg's prepared statements. Otherwise (SQLite, whose
+    transactions begin IMMEDIATE either way; a session already in a transaction, or bound to a
+    connection as in the tests) it runs in the session's transaction.
+    """
+    bind = session.get_bind()
+    if (
+        isinstance(bind, Engine)
+        and bind.dialect.name == "postgresql"
+        and not session.in_transaction()
+    ):
+        with bind.connect() as connection:
+            autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+            row = autocommit.execute(_PASS_BY_SERIAL, {"serial": serial_number}).first()
+    else:
+        row = session.connection().execute(_PASS_BY_SERIAL, {"serial": serial_number}).first()
     if row is None:
         return None
     updated_at = max(row.pass_updated_at, row.design_updated_at)
