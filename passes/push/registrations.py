@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, select, text
+from sqlalchemy import Engine, Executable, Row, bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
 from passes.db import upsert_insert, utcnow
@@ -39,13 +40,14 @@ _PASS_BY_SERIAL = (
 )
 
 
-def pass_credentials(session: Session, serial_number: str) -> PassCredentials | None:
-    """The card behind ``serial_number`` (one indexed read, prebuilt), or None.
+def _device_read(session: Session, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
+    """The rows of one read-only statement that a device request makes.
 
-    Devices send this read with every request, and a 304 is nothing more. So on PostgreSQL, when
-    the session has not begun a transaction, it runs on a pooled connection in autocommit mode: a
-    single statement is consistent by itself, BEGIN and ROLLBACK would be two more round trips,
-    and the ROLLBACK would also drop psycopg's prepared statements. Otherwise (SQLite, whose
+    Devices make these reads with every request, and a 304 or an unchanged listing is nothing
+    more. So on PostgreSQL, when the session has not begun a transaction, the statement runs on a
+    pooled connection in autocommit mode: a single statement sees one snapshot by itself, BEGIN
+    and ROLLBACK would be two more round trips, and the ROLLBACK would also drop psycopg's
+    prepared statements (so every read would be planned again). Otherwise (SQLite, whose
     transactions begin IMMEDIATE either way; a session already in a transaction, or bound to a
     connection as in the tests) it runs in the session's transaction.
     """
@@ -57,11 +59,16 @@ def pass_credentials(session: Session, serial_number: str) -> PassCredentials | 
     ):
         with bind.connect() as connection:
             autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-            row = autocommit.execute(_PASS_BY_SERIAL, {"serial": serial_number}).first()
-    else:
-        row = session.connection().execute(_PASS_BY_SERIAL, {"serial": serial_number}).first()
-    if row is None:
+            return list(autocommit.execute(statement, params).all())
+    return list(session.connection().execute(statement, params).all())
+
+
+def pass_credentials(session: Session, serial_number: str) -> PassCredentials | None:
+    """The card behind ``serial_number`` (one indexed read, prebuilt), or None."""
+    rows = _device_read(session, _PASS_BY_SERIAL, {"serial": serial_number})
+    if not rows:
         return None
+    row = rows[0]
     updated_at = max(row.pass_updated_at, row.design_updated_at)
     return PassCredentials(row.id, row.authentication_token, updated_at)
 
@@ -155,9 +162,7 @@ def parse_tag(tag: str | None) -> int:
 def updated_since(session: Session, device: str, since: int) -> tuple[list[str], str]:
     """Serial numbers of ``device``'s passes changed at or after tag ``since`` (all of them for
     0), and the tag to hand back as ``lastUpdated``."""
-    connection = session.connection()
-    rows = connection.execute(
-        _UPDATED_SINCE[connection.dialect.name], {"device": device, "since": since}
-    ).all()
+    statement = _UPDATED_SINCE[session.get_bind().dialect.name]
+    rows = _device_read(session, statement, {"device": device, "since": since})
     serials = sorted({row.serial_number for row in rows if row.serial_number is not None})
     return serials, str(rows[0].tag)
