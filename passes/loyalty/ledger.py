@@ -35,11 +35,13 @@ from passes.loyalty.calculator import (
     upgraded_tier,
 )
 from passes.loyalty.ledger_sql import (
+    Credit,
     change_card,
     insert_lot,
     insert_row,
     set_lot_remaining,
     spendable_lots,
+    write_purchase,
 )
 from passes.loyalty.models import (
     ActionCount,
@@ -190,6 +192,41 @@ def credit(
     return entry
 
 
+def _credit_values(
+    card: Card,
+    rules: ProgramRules,
+    *,
+    kind: str,
+    points: int,
+    money: int | None,
+    source: str,
+    now: datetime,
+) -> Credit:
+    """The entry and lot of a purchase's credit, for :func:`write_purchase` to tie together."""
+    expires_on = expiry_date(rules, local_date(rules, now))
+    return Credit(
+        entry={
+            "program_id": card.program_id,
+            "card_id": card.id,
+            "kind": kind,
+            "points": points,
+            "money": money,
+            "counterpart_card_id": None,
+            "source": source,
+            "reason": None,
+            "detail": None,
+            "created_at": now,
+        },
+        lot={
+            "card_id": card.id,
+            "earned_at": now,
+            "expires_at": end_of_local_day(rules, expires_on) if expires_on else None,
+            "remaining": points,
+            "warned_at": None,
+        },
+    )
+
+
 def debit(
     session: Session,
     card: Card,
@@ -314,12 +351,15 @@ def tier_metric(session: Session, card: Card, rules: ProgramRules, now: datetime
 
 
 def _upgraded_tier_key(
-    session: Session, card: Card, rules: ProgramRules, now: datetime
+    session: Session, card: Card, rules: ProgramRules, now: datetime, pending: int = 0
 ) -> str | None:
-    """The tier the card moves up to now, or None when it stays (tiers only rise here)."""
+    """The tier the card moves up to now, or None when it stays (tiers only rise here).
+    ``pending``: what a change not yet written adds to the metric (a purchase's paid amount
+    or points)."""
     if rules.tiers is None:
         return None
-    new_tier = upgraded_tier(rules, card.tier_key, tier_metric(session, card, rules, now))
+    metric = tier_metric(session, card, rules, now) + pending
+    new_tier = upgraded_tier(rules, card.tier_key, metric)
     if new_tier is None or new_tier == card.tier_key:
         return None
     return new_tier
@@ -365,53 +405,50 @@ def record_purchase(
     today = local_date(rules, now)
     member = member_context(session, card, rules, now)
     quote = price_purchase(rules, amount=amount, lines=lines, member=member, on=today)
-    purchase = insert_row(
-        session,
-        Purchase(
-            program_id=card.program_id,
-            card_id=card.id,
-            store_id=store_id,
-            amount=amount,
-            currency=currency,
-            discount=quote.discount,
-            paid=quote.paid,
-            points_earned=quote.points,
-            cashback_points=quote.cashback_points,
-            refunded_amount=0,
-            reversed_points=0,
-            receipt=receipt,
-            lines=[{"amount": x.amount, "category": x.category, "sku": x.sku} for x in lines]
-            if lines is not None
-            else None,
-            breakdown=[
-                {"rule": row.rule, "detail": row.detail, "points": row.points}
-                for row in quote.breakdown
-            ],
-            source=source,
-            created_at=now,
-        ),
+    purchase = Purchase(
+        program_id=card.program_id,
+        card_id=card.id,
+        store_id=store_id,
+        amount=amount,
+        currency=currency,
+        discount=quote.discount,
+        paid=quote.paid,
+        points_earned=quote.points,
+        cashback_points=quote.cashback_points,
+        refunded_amount=0,
+        reversed_points=0,
+        receipt=receipt,
+        lines=[{"amount": x.amount, "category": x.category, "sku": x.sku} for x in lines]
+        if lines is not None
+        else None,
+        breakdown=[
+            {"rule": row.rule, "detail": row.detail, "points": row.points}
+            for row in quote.breakdown
+        ],
+        source=source,
+        created_at=now,
     )
-    for kind, points, money in (
-        ("accrual", quote.points, quote.paid),
-        ("cashback", quote.cashback_points, None),
-    ):
-        credit(
-            session,
-            card,
-            rules,
-            kind=kind,
-            points=points,
-            source=source,
-            now=now,
-            purchase=purchase,
-            money=money,
-            apply=False,
+    credits = [
+        _credit_values(card, rules, kind=kind, points=points, money=money, source=source, now=now)
+        for kind, points, money in (
+            ("accrual", quote.points, quote.paid),
+            ("cashback", quote.cashback_points, None),
         )
+        if points > 0
+    ]
     # The card changes once: balance, spend and (upwards only) tier, with one version bump.
-    new_tier = _upgraded_tier_key(session, card, rules, now)
-    change_card(
+    # The tier counts this purchase, which is not written yet.
+    pending = (
+        quote.paid
+        if rules.tiers is not None and rules.tiers.metric == "spend"
+        else quote.points + quote.cashback_points
+    )
+    new_tier = _upgraded_tier_key(session, card, rules, now, pending=pending)
+    write_purchase(
         session,
         card,
+        purchase=purchase,
+        credits=credits,
         balance=card.points_balance + quote.points + quote.cashback_points,
         lifetime_spend=card.lifetime_spend + quote.paid,
         tier_key=new_tier if new_tier is not None else card.tier_key,
