@@ -29,7 +29,14 @@ from passes.loyalty import ledger
 from passes.loyalty.barcode import parse_till_input
 from passes.loyalty.calculator import Line, discount_rate
 from passes.loyalty.ledger import LedgerError, lock_card, lock_cards, rules_of
-from passes.loyalty.models import Card, IdempotencyRecord, Purchase, RewardStock, Store
+from passes.loyalty.models import (
+    Card,
+    IdempotencyRecord,
+    Program,
+    Purchase,
+    RewardStock,
+    Store,
+)
 from passes.web.api.keys import Caller, KeyRejected, authenticate, caller_by_id
 from passes.web.api.problems import Problem, problem_response
 from passes.web.api.schemas import (
@@ -255,7 +262,14 @@ def _json(body: dict[str, Any], status: int) -> Response:
 _CARD = (
     select(Card)
     .where(Card.number == bindparam("number"))
-    .options(joinedload(Card.member, innerjoin=True), joinedload(Card.program, innerjoin=True))
+    .options(
+        joinedload(Card.member, innerjoin=True),
+        # The till never draws the card: the program's uploaded images stay in the database.
+        joinedload(Card.program, innerjoin=True)
+        .defer(Program.logo_image)
+        .defer(Program.icon_image)
+        .defer(Program.strip_image),
+    )
 )
 _CARD_FOR_UPDATE = _CARD.with_for_update(of=Card).execution_options(populate_existing=True)
 
