@@ -51,11 +51,15 @@ from h2.events import (
     RequestReceived,
     StreamEnded,
     StreamReset,
+    TrailersReceived,
     WindowUpdated,
 )
 from h2.exceptions import ProtocolError, StreamClosedError
 from h2.settings import SettingCodes, Settings
-from hpack import Encoder, NeverIndexedHeaderTuple
+from h2.utilities import HeaderValidationFlags, validate_headers
+from hpack import Decoder, Encoder, HeaderTuple, NeverIndexedHeaderTuple
+from hpack.exceptions import HPACKDecodingError, OversizedHeaderListError
+from hpack.hpack import decode_integer
 from hyperframe.frame import Frame, HeadersFrame
 
 __all__ = ["FakeAPNs", "Push", "ServerCertificates", "create_server_certificates"]
@@ -208,10 +212,75 @@ class _Canned:
 
 
 class _PlainEncoder(Encoder):
-    """HPACK without Huffman coding: valid HPACK, and the unique apns-id costs less to send."""
+    """HPACK without Huffman coding: valid HPACK, and the unique apns-id costs less to send.
+
+    The usual answer, 200 with a never-indexed apns-id, touches no table: it is written out
+    directly, byte for byte what hpack would write, without hpack's per-field work.
+    """
 
     def encode(self, headers: Any, huffman: bool = False) -> bytes:
+        if (
+            len(headers) == 2
+            and headers[0] == _OK_STATUS
+            and headers[1].__class__ is NeverIndexedHeaderTuple
+            and headers[1][0] == b"apns-id"
+            and len(headers[1][1]) < 0x7F
+            and not self.header_table.resized
+        ):
+            value = headers[1][1]
+            return _OK_APNS_ID_PREFIX + bytes((len(value),)) + value
         return super().encode(headers, huffman=False)
+
+
+_OK_STATUS = (b":status", b"200")
+# ":status: 200" is static table entry 8; then a never-indexed literal with a literal name.
+_OK_APNS_ID_PREFIX = b"\x88\x10\x07apns-id"
+
+
+class _Decoder(Decoder):
+    """hpack's decoder with a short path for the commonest field, an indexed one in one byte.
+
+    hpack logs, and builds the header tuple twice, for every field; a request is mostly indexed
+    fields. Literals, table size updates and all the limits are still hpack's own code.
+    """
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        if not raw:  # h2 asks for raw bytes; anything else gets hpack's own path
+            return super().decode(data, raw)
+        get_by_index = self.header_table.get_by_index
+        view = memoryview(data)
+        headers: list[HeaderTuple] = []
+        inflated_size = 0
+        index = 0
+        end = len(data)
+        while index < end:
+            first = data[index]
+            header: HeaderTuple | None
+            if first & 0x80:  # indexed field
+                if first != 0xFF:
+                    number, consumed = first & 0x7F, 1
+                else:
+                    number, consumed = decode_integer(view[index:], 7)
+                header = HeaderTuple(*get_by_index(number))  # index 0: InvalidTableIndex
+            elif first & 0x40:  # literal with incremental indexing
+                header, consumed = self._decode_literal(view[index:], should_index=True)
+            elif first & 0x20:  # dynamic table size update: only before any field
+                if headers:
+                    raise HPACKDecodingError("Table size update not at the start of the block")
+                consumed = self._update_encoding_context(view[index:])
+                header = None
+            else:  # literal without indexing, or never indexed
+                header, consumed = self._decode_literal(view[index:], should_index=False)
+            if header is not None:
+                headers.append(header)
+                inflated_size += 32 + len(header[0]) + len(header[1])
+                if inflated_size > self.max_header_list_size:
+                    raise OversizedHeaderListError(
+                        f"A header list larger than {self.max_header_list_size} has been received"
+                    )
+            index += consumed
+        self._assert_valid_table_size()
+        return headers
 
 
 class _Connection(H2Connection):
@@ -226,6 +295,10 @@ class _Connection(H2Connection):
     def __init__(self, config: H2Configuration, server: FakeAPNs) -> None:
         super().__init__(config)
         self.encoder = _PlainEncoder()
+        decoder = _Decoder()
+        decoder.max_header_list_size = self.decoder.max_header_list_size
+        decoder.max_allowed_table_size = self.decoder.max_allowed_table_size
+        self.decoder = decoder
         self.server = server
         self.active: set[int] = set()  # request streams opened and not yet fully answered
         self._admit_any = False
@@ -241,9 +314,9 @@ class _Connection(H2Connection):
     def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Frame], list[Any]]:
         stream_id = frame.stream_id
         if stream_id in self.streams:  # trailers, or HEADERS on a stream already refused
-            return super()._receive_headers_frame(frame)
+            return self._receive_checked(frame)
         if len(self.active) < self.local_settings.max_concurrent_streams:
-            frames, events = super()._receive_headers_frame(frame)
+            frames, events = self._receive_checked(frame)
             active = self.active
             active.add(stream_id)
             if len(active) > self.server.max_observed_concurrency:
@@ -253,12 +326,83 @@ class _Connection(H2Connection):
         # step), then reset it and swallow its events.
         self._admit_any = True
         try:
-            frames, events = super()._receive_headers_frame(frame)
+            frames, events = self._receive_checked(frame)
         finally:
             self._admit_any = False
         self.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
         self.server.refused_streams += 1
         return frames, [e for e in events if getattr(e, "stream_id", None) != stream_id]
+
+    def _receive_checked(self, frame: HeadersFrame) -> tuple[list[Frame], list[Any]]:
+        """h2's handling of a HEADERS frame, then h2's header validation (RFC 9113 8.2, 8.3).
+
+        h2 itself is configured not to validate: its chain of per-header, per-character checks
+        costs more than the rest of a request. Blocks that plainly pass them (the usual request)
+        are let through after one cheap scan; anything else gets h2's own checks, whose
+        ProtocolError ends the connection exactly as when h2 runs them itself.
+        """
+        frames, events = super()._receive_headers_frame(frame)
+        if self.server.validate_headers:
+            event: Any
+            for event in events:
+                cls = event.__class__
+                if cls is RequestReceived:
+                    if not _plainly_valid_request(event.headers):
+                        list(validate_headers(event.headers, _REQUEST_FLAGS))
+                elif cls is TrailersReceived:
+                    list(validate_headers(event.headers, _TRAILER_FLAGS))
+        return frames, events
+
+
+# Header blocks _plainly_valid_request accepts pass h2's validate_headers: lower-case token
+# names, printable ASCII values without surrounding whitespace, the request pseudo-headers
+# first and once each. Anything it does not recognise is left to h2.
+_PLAIN_NAME = re.compile(rb"[a-z0-9!#$%&'*+.^_`|~-]+")
+_PLAIN_VALUE = re.compile(rb"(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?")
+_REQUEST_PSEUDO_HEADERS = frozenset([b":method", b":scheme", b":path", b":authority"])
+_LEFT_TO_H2 = frozenset(
+    [b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te"]
+)
+_REQUEST_FLAGS = HeaderValidationFlags(
+    is_client=False, is_trailer=False, is_response_header=False, is_push_promise=False
+)
+_TRAILER_FLAGS = _REQUEST_FLAGS._replace(is_trailer=True)
+
+
+def _plainly_valid_request(headers: list[tuple[bytes, bytes]]) -> bool:
+    """True if h2 would accept this request header block; False: ask h2 (it may still)."""
+    pseudo: set[bytes] = set()
+    regular = False
+    authority = host = method = path = None
+    plain_value = _PLAIN_VALUE.fullmatch
+    for name, value in headers:
+        if not plain_value(value):
+            return False
+        if name[:1] == b":":
+            if regular or name in pseudo or name not in _REQUEST_PSEUDO_HEADERS:
+                return False
+            pseudo.add(name)
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+        else:
+            regular = True
+            if name in _LEFT_TO_H2 or not _PLAIN_NAME.fullmatch(name):
+                return False
+            if name == b"host":
+                if host is not None:
+                    return False
+                host = value
+    return (
+        bool(path)
+        and method not in (None, b"CONNECT")
+        and b":scheme" in pseudo
+        and (authority is not None or host is not None)
+        and (authority is None or host is None or authority == host)
+    )
 
 
 class _Protocol(asyncio.Protocol):
@@ -554,14 +698,15 @@ class FakeAPNs:
 
         self._certificates: ServerCertificates | None = None
         # Our own response headers are valid by construction: skip h2's per-header checks on
-        # them. Request headers are checked (APNs rejects malformed HTTP/2 headers too) unless
-        # validate_headers=False, which saves about a fifth of the server's time per request.
+        # them. Request headers are checked (APNs rejects malformed HTTP/2 headers too), by
+        # _Connection rather than by h2 (see _receive_checked), unless validate_headers=False.
+        self.validate_headers = validate_headers
         self._h2_config = H2Configuration(
             client_side=False,
             header_encoding=None,
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
-            validate_inbound_headers=validate_headers,
+            validate_inbound_headers=False,
         )
         self._lock = threading.Lock()
         self._random = random.Random()
