@@ -88,9 +88,17 @@ def test_two_workers_patch_each_card_once_within_the_shared_rate(
             assert len(patched) == CARDS, outputs
             assert set(patched.values()) == {1}, [i for i, n in patched.items() if n > 1]
             assert google.errors == [] and google.count_429 == 0
-            # The shared bucket: at most RATE per second plus its capacity (RATE / 10), in any
-            # one-second window, whichever process sent them.
-            assert google.max_rate(window=1.0) <= RATE + RATE / 10
+            # The shared bucket grants at most RATE per second plus its capacity (RATE / 10),
+            # whichever process asks. Seen at the server, requests also shift by their travel
+            # time, so allow 0.2 s of that: an upper bound that holds on any machine.
+            capacity, jitter = RATE / 10, 0.2
+            times = sorted(r.time for r in google.recorded())
+            span = times[-1] - times[0]
+            assert len(times) - 1 <= RATE * (span + jitter) + capacity
+            window = 2.0
+            assert google.max_rate(window=window, status=None) * window <= (
+                RATE * (window + jitter) + capacity
+            )
             assert all("google sync" in output for output in outputs), outputs  # both took work
             with maker() as session:
                 left = session.scalars(
