@@ -67,6 +67,7 @@ __all__ = ["FakeAPNs", "Push", "ServerCertificates", "create_server_certificates
 HOST = "127.0.0.1"
 DEVICE_PATH = "/3/device/"
 MAX_PAYLOAD = 4096  # APNs' limit for everything but VoIP pushes
+FLUSH_EVERY = 100  # answers written at a time, when a read holds more requests
 TOKEN_LIFETIME = 3600  # APNs refuses provider tokens older than one hour
 TOKEN_CLOCK_SKEW = 60  # ... and, here, tokens issued more than a minute in the future
 
@@ -472,6 +473,7 @@ class _Protocol(asyncio.Protocol):
                 self._close_transport()
                 return
             requests = self.requests
+            answered = 0
             for event in events:
                 cls = event.__class__
                 if cls is RequestReceived:
@@ -483,6 +485,11 @@ class _Protocol(asyncio.Protocol):
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 elif cls is StreamEnded:
                     self._request_complete(event.stream_id)
+                    answered += 1
+                    if answered % FLUSH_EVERY == 0:
+                        # A read may hold thousands of requests: the first answers leave now,
+                        # so the client works on them while the rest are being answered.
+                        self._flush()
                 elif cls is StreamReset:
                     requests.pop(event.stream_id, None)
                     self.unsent.pop(event.stream_id, None)
