@@ -188,6 +188,9 @@ _UNSENDABLE = re.compile(rb"[\x00\r\n]")  # in a header value, once stripped (RF
 _STATUS = re.compile(rb"[1-5][0-9][0-9]")
 _DEVICE_PATH = b"/3/device/"
 _EMPTY_JSON = b"{}"
+# A read may answer a thousand pushes; the next ones leave this many at a time, so that the server
+# works on them while the rest are being started.
+_FLUSH_EVERY = 100
 
 
 class _Batch:
@@ -247,6 +250,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.recycle = False  # a 5xx asks for a fresh connection
         self.batch: _Batch | None = None
+        self.unflushed = 0  # streams started since the last write
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -298,9 +302,12 @@ class _Connection(asyncio.Protocol):
             return
         for event in events:
             self._handle(event)
+            if self.unflushed >= _FLUSH_EVERY:
+                self.flush()
         self.flush()
 
     def flush(self) -> None:
+        self.unflushed = 0
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
@@ -367,6 +374,7 @@ class _Connection(asyncio.Protocol):
             return False
         self.pending[stream_id] = [token, 0, b""]
         h2_connection.in_flight += 1
+        self.unflushed += 1
         return True
 
     def _finish(self, stream_id: int, refused: bool = False) -> None:
