@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -114,6 +115,8 @@ def main() -> None:
         print(f"loaded {args.cards} cards in {time.perf_counter() - started:.0f} s")
         google.requests.clear()
         started = time.perf_counter()
+        fake_cpu = time.process_time()  # this process is the fake's, while the workers run
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         workers = [
             subprocess.Popen(
                 [sys.executable, "-m", "flask", "--app", "app", "passes", "worker", "--once"],
@@ -127,6 +130,11 @@ def main() -> None:
         ]
         outputs = [worker.communicate()[0] for worker in workers]
         wall = time.perf_counter() - started
+        fake_cpu = time.process_time() - fake_cpu
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        sender_cpu = (children.ru_utime + children.ru_stime) - (
+            children_before.ru_utime + children_before.ru_stime
+        )
         if any(worker.returncode for worker in workers) or not google.recorded():
             raise SystemExit("a worker failed:\n" + "\n".join(outputs))
         patched = Counter(
@@ -144,6 +152,12 @@ def main() -> None:
         )
         print(f"  accepted requests/s (first to last): {accepted:8.1f}")
         print(f"  busiest second:                      {google.max_rate(window=1.0):8.1f}")
+        requests = len(google.recorded())
+        print(
+            f"  CPU per request: senders {sender_cpu / requests * 1000:.2f} ms, "
+            f"fake API {fake_cpu / requests * 1000:.2f} ms (2 cores: when their sum nears "
+            f"{2 / args.quota * 1000:.0f} ms the machine, not the limiter, sets the pace)"
+        )
         print(f"achieved / quota = {accepted / args.quota:.3f} (target >= 0.95)")
         print(f"429 answers: {google.count_429} (target 0)")
 

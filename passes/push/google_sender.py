@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from passes.db import utcnow
 from passes.loyalty.models import Card, Program, WalletUpdate
@@ -119,6 +119,15 @@ def claim(session: Session, *, now: datetime, limit: int) -> list[tuple[int, int
     return [(row.card_id, row.revision, row.google_attempts) for row in rows]
 
 
+# A claimed card with member and program (what its view needs) and what Google holds.
+_CARD_AND_SENT = (
+    select(Card, GoogleObject.sent_body)
+    .join(GoogleObject, GoogleObject.card_id == Card.id)
+    .where(Card.id == bindparam("card_id"))
+    .options(joinedload(Card.member, innerjoin=True), joinedload(Card.program, innerjoin=True))
+)
+
+
 class GoogleSender:
     """Syncs claimed cards to Google with a few threads (the API answers in tens of ms, and the
     shared rate limiter, not our CPU, sets the pace)."""
@@ -203,17 +212,16 @@ class GoogleSender:
     def _sync_card(self, card_id: int, now: datetime) -> tuple[Outcome, GoogleDeliveryReport]:
         report = GoogleDeliveryReport()
         with self.maker() as session:
-            card = session.get(Card, card_id)
-            sent = sent_body(session, GoogleObject, card_id)
-            if card is None or sent is None:
+            found = session.execute(_CARD_AND_SENT, {"card_id": card_id}).first()
+            if found is None:  # the card is gone, or nobody saved it to Google Wallet
                 return Outcome.DONE, report
+            card, sent = found
             body = self.google.object_body(self.view_of(card))
-            class_body = self.google.class_body(branding_of(card.program))
-            budget = NOTIFICATION_BUDGET - _notifications_since(session, card_id, now)
+            program_id = card.program_id
         # The session is closed: no transaction is held while Google answers.
         notified = 0
         try:
-            notified = self._sync_object(body, class_body, sent, budget, report)
+            notified = self._sync_object(card_id, program_id, body, dict(sent), now, report)
         except GoogleWalletError as exc:
             outcome = _outcome_of(exc)
             report.errors.append(f"card {card_id}: {exc}")
@@ -227,16 +235,33 @@ class GoogleSender:
                         session.add(GoogleNotification(card_id=card_id, sent_at=now))
                     session.commit()
         with self.maker() as session:
-            remember(session, GoogleObject, card_id, body)
+            session.execute(
+                update(GoogleObject)
+                .where(GoogleObject.card_id == card_id)
+                .values(sent_body=body, updated_at=now)
+            )
             session.commit()
         return Outcome.DONE, report
 
+    def _budget(self, card_id: int, now: datetime) -> int:
+        """Notifications this pass may still get now (read only when one is wanted)."""
+        with self.maker() as session:
+            return NOTIFICATION_BUDGET - _notifications_since(session, card_id, now)
+
+    def _class_body(self, program_id: int) -> dict[str, Any]:
+        with self.maker() as session:
+            program = session.get(Program, program_id)
+            if program is None:  # pragma: no cover - its card was just read
+                raise GoogleWalletError(404, "notFound", f"program {program_id} is gone")
+            return self.google.class_body(branding_of(program))
+
     def _sync_object(
         self,
+        card_id: int,
+        program_id: int,
         body: dict[str, Any],
-        class_body: dict[str, Any],
         sent: dict[str, Any],
-        budget: int,
+        now: datetime,
         report: GoogleDeliveryReport,
     ) -> int:
         """Send what changed from ``sent`` to ``body``; returns the notifications sent."""
@@ -247,6 +272,11 @@ class GoogleSender:
         # New offers notify through addMessage while the budget lasts.
         sent_ids = {message.get("id") for message in sent.get("messages") or []}
         new_offers = [m for m in body.get("messages") or [] if m["id"] not in sent_ids]
+        tier_changed = "secondaryLoyaltyPoints" in changes
+        wants_notice = bool(new_offers) or (
+            tier_changed and bool(body.get("secondaryLoyaltyPoints"))
+        )
+        budget = self._budget(card_id, now) if wants_notice else 0
         announced = []
         for offer in new_offers:
             if budget - notified <= 0:
@@ -275,12 +305,11 @@ class GoogleSender:
                 del changes["messages"]
 
         if changes:
-            tier_changed = "secondaryLoyaltyPoints" in changes
             notify = tier_changed and bool(body.get("secondaryLoyaltyPoints"))
             if notify and budget - notified <= 0:
                 report.silenced += 1
                 notify = False
-            if self._patch(api, body, class_body, changes, notify=notify, report=report):
+            if self._patch(api, body, program_id, changes, notify=notify, report=report):
                 notified += 1
         return notified
 
@@ -288,7 +317,7 @@ class GoogleSender:
         self,
         api: WalletApi,
         body: dict[str, Any],
-        class_body: dict[str, Any],
+        program_id: int,
         changes: dict[str, Any],
         *,
         notify: bool,
@@ -300,7 +329,7 @@ class GoogleSender:
             api.patch("loyaltyObject", body["id"], payload)
         except GoogleWalletError as exc:
             if exc.status == 404:  # the object vanished at Google: create it again
-                self._recreate(api, body, class_body)
+                self._recreate(api, body, program_id)
                 notify = False
             elif notify and exc.quota_exceeded:
                 api.patch("loyaltyObject", body["id"], changes)
@@ -313,14 +342,14 @@ class GoogleSender:
             report.notified += 1
         return notify
 
-    def _recreate(self, api: WalletApi, body: dict[str, Any], class_body: dict[str, Any]) -> None:
+    def _recreate(self, api: WalletApi, body: dict[str, Any], program_id: int) -> None:
         """Insert the whole object; if its class is gone too (a wiped demo issuer), first that."""
         try:
             api.insert_or_patch("loyaltyObject", body)
         except GoogleWalletError as exc:
             if exc.status != 404:
                 raise
-            api.insert_or_patch("loyaltyClass", class_body)
+            api.insert_or_patch("loyaltyClass", self._class_body(program_id))
             api.insert_or_patch("loyaltyObject", body)
 
     def _acknowledge(

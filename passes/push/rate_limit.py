@@ -1,9 +1,12 @@
-"""A token bucket kept in one database row, so every worker process shares one rate.
+"""A rate limit kept in one database row, so every worker process shares one rate.
 
 Google allows an issuer a fixed number of Wallet API requests per second, whatever number of
-processes send them. Each request first takes a token with one atomic UPDATE; the bucket refills at
-``rate`` tokens per second up to ``capacity`` (kept small, so a pause never turns into a burst
-Google would refuse). PostgreSQL serialises the UPDATEs on the row; SQLite serialises writers.
+processes send them. Each request reserves its slot with one atomic UPDATE and then sleeps until
+that slot (the generic cell rate algorithm: the row holds the theoretical time the next request
+may go, advanced by ``1 / rate`` per reservation). Nobody polls: one round trip per request, and
+waiting threads cost nothing. Up to ``capacity`` requests may go at once after a quiet spell; in
+any window of ``w`` seconds at most ``rate * w + capacity`` are granted.
+PostgreSQL serialises the UPDATEs on the row; SQLite serialises writers.
 """
 
 from __future__ import annotations
@@ -16,31 +19,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["DatabaseRateLimiter"]
 
-# ">= 0.999999", not ">= 1": a caller that slept exactly the wait it was told gets its token
-# despite floating-point rounding.
-_TAKE = {
+# ``updated_at`` holds the theoretical arrival time of the next request; ``tokens`` is unused.
+_RESERVE = {
     "postgresql": text(
-        "UPDATE rate_buckets SET "
-        "tokens = LEAST(:capacity, tokens + GREATEST(0, :now - updated_at) * :rate) - 1, "
-        "updated_at = GREATEST(updated_at, :now) "
-        "WHERE name = :name "
-        "AND LEAST(:capacity, tokens + GREATEST(0, :now - updated_at) * :rate) >= 0.999999 "
-        "RETURNING tokens"
+        "UPDATE rate_buckets SET updated_at = GREATEST(updated_at, :now - :burst) + :interval "
+        "WHERE name = :name RETURNING updated_at - :interval"
     ),
     "sqlite": text(
-        "UPDATE rate_buckets SET "
-        "tokens = MIN(:capacity, tokens + MAX(0, :now - updated_at) * :rate) - 1, "
-        "updated_at = MAX(updated_at, :now) "
-        "WHERE name = :name "
-        "AND MIN(:capacity, tokens + MAX(0, :now - updated_at) * :rate) >= 0.999999 "
-        "RETURNING tokens"
+        "UPDATE rate_buckets SET updated_at = MAX(updated_at, :now - :burst) + :interval "
+        "WHERE name = :name RETURNING updated_at - :interval"
     ),
 }
 _CREATE = text(
-    "INSERT INTO rate_buckets (name, tokens, updated_at) VALUES (:name, :tokens, :now) "
+    "INSERT INTO rate_buckets (name, tokens, updated_at) VALUES (:name, 0, 0) "
     "ON CONFLICT (name) DO NOTHING"
 )
-_READ = text("SELECT tokens, updated_at FROM rate_buckets WHERE name = :name")
 
 
 class DatabaseRateLimiter:
@@ -67,26 +60,28 @@ class DatabaseRateLimiter:
         self._sleep = sleep
         with maker() as session:
             dialect = session.connection().dialect.name
-            session.execute(_CREATE, {"name": name, "tokens": self.capacity, "now": clock()})
+            session.execute(_CREATE, {"name": name})
             session.commit()
-        self._take = _TAKE["postgresql" if dialect == "postgresql" else "sqlite"]
+        self._reserve = _RESERVE["postgresql" if dialect == "postgresql" else "sqlite"]
 
-    def try_acquire(self) -> float:
-        """Take a token: 0.0 if granted, else the seconds to wait before one is there."""
+    def reserve(self) -> float:
+        """Reserve the next slot: the seconds to wait before sending (0.0: go now)."""
         now = self._clock()
-        params = {"name": self.name, "now": now, "rate": self.rate, "capacity": self.capacity}
+        interval = 1.0 / self.rate
+        params = {
+            "name": self.name,
+            "now": now,
+            "interval": interval,
+            "burst": (self.capacity - 1.0) * interval,
+        }
         with self.maker() as session:
-            granted = session.execute(self._take, params).first() is not None
-            row = None if granted else session.execute(_READ, {"name": self.name}).first()
+            row = session.execute(self._reserve, params).first()
             session.commit()
-        if granted:
-            return 0.0
         if row is None:  # pragma: no cover - created in __init__, never deleted
             raise RuntimeError(f"rate bucket {self.name!r} is missing")
-        tokens, updated_at = float(row[0]), float(row[1])
-        available = min(self.capacity, tokens + max(0.0, now - updated_at) * self.rate)
-        return max((1.0 - available) / self.rate, 0.001)
+        return max(0.0, float(row[0]) - now)
 
     def acquire(self) -> None:
-        while (wait := self.try_acquire()) > 0:
+        wait = self.reserve()
+        if wait > 0:
             self._sleep(wait)
