@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy import Table, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from passes.db import utcnow
@@ -64,6 +64,8 @@ class GoogleDeliveryReport:
     failed: int = 0
     stopped: str | None = None
     errors: list[str] = field(default_factory=list)
+    # Card id -> the object body Google accepted (written to google_objects on acknowledgement).
+    bodies: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def add(self, other: GoogleDeliveryReport) -> None:
         for name in (
@@ -79,6 +81,7 @@ class GoogleDeliveryReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.stopped = self.stopped or other.stopped
         self.errors.extend(other.errors)
+        self.bodies.update(other.bodies)
 
 
 def forget_cards_without_objects(session: Session) -> None:
@@ -124,7 +127,28 @@ _CARD_AND_SENT = (
     select(Card, GoogleObject.sent_body)
     .join(GoogleObject, GoogleObject.card_id == Card.id)
     .where(Card.id == bindparam("card_id"))
-    .options(joinedload(Card.member, innerjoin=True), joinedload(Card.program, innerjoin=True))
+    .options(
+        joinedload(Card.member, innerjoin=True),
+        joinedload(Card.program, innerjoin=True).selectinload(Program.stores),
+    )
+)
+
+
+_OBJECTS = cast(Table, GoogleObject.__table__)
+_OUTBOX = cast(Table, WalletUpdate.__table__)
+_SET_SENT_BODY = (
+    update(_OBJECTS)
+    .where(_OBJECTS.c.card_id == bindparam("b_card_id"))
+    .values(sent_body=bindparam("b_sent_body"), updated_at=bindparam("b_updated_at"))
+)
+_SETTLE = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.card_id == bindparam("b_card_id"))
+    .values(
+        google_pending=_OUTBOX.c.revision != bindparam("b_revision"),
+        google_not_before=None,
+        google_attempts=0,
+    )
 )
 
 
@@ -234,13 +258,7 @@ class GoogleSender:
                     for _ in range(notified):
                         session.add(GoogleNotification(card_id=card_id, sent_at=now))
                     session.commit()
-        with self.maker() as session:
-            session.execute(
-                update(GoogleObject)
-                .where(GoogleObject.card_id == card_id)
-                .values(sent_body=body, updated_at=now)
-            )
-            session.commit()
+        report.bodies[card_id] = body  # recorded with the acknowledgement, in one transaction
         return Outcome.DONE, report
 
     def _budget(self, card_id: int, now: datetime) -> int:
@@ -360,18 +378,34 @@ class GoogleSender:
         now: datetime,
         report: GoogleDeliveryReport,
     ) -> None:
-        for card_id, revision, attempts in claimed:
+        """Record what Google now holds and settle each claimed row, in the caller's transaction:
+        two executemany statements for the usual case, one UPDATE per row that failed."""
+        done = [
+            (card_id, revision)
+            for card_id, revision, _ in claimed
+            if outcomes[card_id] is Outcome.DONE
+        ]
+        if report.bodies:
+            session.connection().execute(
+                _SET_SENT_BODY,
+                [
+                    {"b_card_id": card_id, "b_sent_body": body, "b_updated_at": now}
+                    for card_id, body in report.bodies.items()
+                ],
+            )
+        if done:
+            # A change that arrived while we synced keeps the row pending.
+            session.connection().execute(
+                _SETTLE,
+                [{"b_card_id": card_id, "b_revision": revision} for card_id, revision in done],
+            )
+            report.delivered += len(done)
+        for card_id, _revision, attempts in claimed:
             outcome = outcomes[card_id]
             if outcome is Outcome.DONE:
-                values: dict[str, Any] = {
-                    # A change that arrived while we synced keeps the row pending.
-                    "google_pending": WalletUpdate.revision != revision,
-                    "google_not_before": None,
-                    "google_attempts": 0,
-                }
-                report.delivered += 1
-            elif outcome is Outcome.FORBIDDEN:
-                values = {"google_not_before": now + PAUSE_AFTER_FORBIDDEN}
+                continue
+            if outcome is Outcome.FORBIDDEN:
+                values: dict[str, Any] = {"google_not_before": now + PAUSE_AFTER_FORBIDDEN}
             else:
                 values = {
                     "google_not_before": now + backoff(attempts, self.rng),
@@ -382,7 +416,10 @@ class GoogleSender:
                 else:
                     report.failed += 1
             session.execute(
-                update(WalletUpdate).where(WalletUpdate.card_id == card_id).values(**values)
+                update(WalletUpdate)
+                .where(WalletUpdate.card_id == card_id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
             )
 
     def close(self) -> None:

@@ -89,6 +89,10 @@ class WalletApi:
             service_account_info, scopes=[SCOPE]
         )
         self._session = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
+        # Proxy settings from the environment, read once: requests would scan the whole
+        # environment again on every call (a measurable share of a sync's CPU).
+        self._session.proxies = requests.utils.get_environ_proxies(endpoint)
+        self._session.trust_env = False
         self._base = endpoint.rstrip("/") + "/walletobjects/v1"
         self._timeout = timeout
         self._attempts = max(1, attempts)
