@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
     # published default is 20).
     "GOOGLE_RATE_LIMIT": 20.0,
     # Requests in flight per worker process (the rate limit, not these, sets the pace).
-    "GOOGLE_SYNC_THREADS": 8,
+    "GOOGLE_SYNC_THREADS": 4,
     # Skip loading signing material (pages work, pass downloads answer 503). For tooling only.
     "APPLE_SIGNING_ENABLED": True,
     # Outgoing e-mail (the card link for people who join twice). No server: logged instead.
