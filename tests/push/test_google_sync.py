@@ -16,7 +16,7 @@ import pytest
 from fake_google_wallet import FakeGoogleWallet
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.orm import Session
 
 from factories import make_card, make_program
@@ -329,3 +329,25 @@ def test_403_pauses_sending_keeps_updates_and_logs_once(
     pending = session.get(WalletUpdate, card.id)
     session.refresh(pending)  # type: ignore[arg-type]
     assert pending is not None and pending.google_pending
+
+
+def test_an_object_google_already_holds_is_patched_not_replaced(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    """A restored database, or a second install: insert answers 409, and a PATCH of our fields
+    follows (never a PUT, which would wipe what others set)."""
+    card = make_card(session, make_program(session, tiers=False))
+    session.commit()
+    object_id = f"{google.issuer_id}.{card.serial_number}"
+    save(google_app.test_client(), card)
+    google.objects[object_id]["accountName"] = "Someone Else"
+    google.objects[object_id]["hasUsers"] = True  # a field we never send
+    session.execute(delete(GoogleObject).where(GoogleObject.card_id == card.id))
+    session.commit()
+    google.requests.clear()
+    save(google_app.test_client(), card)
+    actions = [(r.kind, r.action, r.status) for r in google.recorded(kind="loyaltyObject")]
+    assert actions == [("loyaltyObject", "insert", 409), ("loyaltyObject", "patch", 200)]
+    assert google.recorded(action="update") == []
+    assert object_of(google, card)["accountName"] == card.member.name
+    assert object_of(google, card)["hasUsers"] is True
