@@ -5,6 +5,7 @@ Plain SQLAlchemy (no Flask extension) so the domain packages can use sessions wi
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
@@ -94,9 +96,41 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **options)
         _configure_sqlite(engine)
         return engine
-    options = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    options = {"pool_size": 10, "max_overflow": 20}
     options.update(kwargs)
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    _ping_idle_connections(engine)
+    return engine
+
+
+IDLE_BEFORE_PING = 10.0  # seconds
+
+
+def _ping_idle_connections(engine: Engine, idle: float = IDLE_BEFORE_PING) -> None:
+    """Check a pooled connection before use only if it sat idle for ``idle`` seconds.
+
+    Connections die while idle (a database restart, a firewall's idle timeout); a ping on
+    checkout finds that and the pool quietly opens a new one. SQLAlchemy's ``pool_pre_ping``
+    pings on every checkout: a round trip per request, a noticeable share of a till purchase or
+    a PassKit 304. A connection returned moments ago is alive unless the server went down in
+    between, and then SQLAlchemy's disconnect handling replaces the whole pool after that one
+    failed request (which a till retries under the same Idempotency-Key).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is not None and time.monotonic() - returned < idle:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection and checks out another (up to three times).
+            raise DisconnectionError(f"idle connection is gone: {exc}") from exc
 
 
 def make_sessionmaker(bind: Any) -> sessionmaker[Session]:
