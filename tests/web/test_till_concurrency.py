@@ -149,3 +149,32 @@ def test_racing_retries_of_a_redemption_that_spends_everything_all_get_the_first
             .where(LedgerEntry.card_id == card_id, LedgerEntry.kind == "redemption")
         )
         assert card is not None and card.points_balance == 0 and redemptions == 1
+
+
+def test_racing_full_refunds_under_different_keys_refund_once(
+    committed_app: tuple[Flask, str, int, str], engine: Engine
+) -> None:
+    """Each refund waits for the card's lock; the ones after the first must see the purchase
+    already refunded (a stale read refunded it eight times on PostgreSQL)."""
+    app, token, card_id, number = committed_app
+    bought = app.test_client().post(
+        "/api/v1/purchases",
+        json={"card": number, "amount": 10_000, "currency": "RUB"},
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "to-refund"},
+    )
+    assert bought.status_code == 201, bought.get_data(as_text=True)
+    purchase_id = bought.get_json()["id"]
+
+    def refund(client: Any, index: int) -> Any:
+        return client.post(
+            f"/api/v1/purchases/{purchase_id}/refund",
+            json={"amount": 10_000},
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"refund-{index}"},
+        )
+
+    statuses = sorted(response.status_code for response in race(app, refund))
+    assert statuses == [200] + [422] * (THREADS - 1), statuses
+    with make_sessionmaker(engine)() as session:
+        purchase = session.get(Purchase, purchase_id)
+        assert purchase is not None and purchase.refunded_amount == 10_000
+        assert [d for d in check_ledger(session) if d.card_id == card_id] == []

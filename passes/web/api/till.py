@@ -408,6 +408,17 @@ def refund(purchase_id: int) -> Response:
         if found is None or found.program_id != key.program_id:
             raise Problem(404, "unknown_purchase", f"there is no purchase {purchase_id}")
         card = lock_card(db(), found.card_id)
+        # Read the purchase again under the card's lock: a refund that waited for it must see
+        # what the one before it refunded, or both would refund the same amount.
+        found = (
+            db()
+            .scalars(
+                select(Purchase)
+                .where(Purchase.id == purchase_id)
+                .execution_options(populate_existing=True)
+            )
+            .one()
+        )
         result = ledger.refund_purchase(
             db(), card, found, amount=body.amount, source=source_of(key)
         )
