@@ -24,6 +24,8 @@ from passes.wallet.google.objects import essential_object, object_state_changes
 
 log = logging.getLogger(__name__)
 
+UNCONFIRMED = "_unconfirmed"  # in a sent body: only a save link's essentials went to Google
+
 
 def save_link(session: Session, card: Card, google: GoogleIssuer) -> str:
     """The "Add to Google Wallet" address for ``card``; commits what was written at Google.
@@ -48,9 +50,13 @@ def save_link(session: Session, card: Card, google: GoogleIssuer) -> str:
     except GoogleWalletError as exc:
         log.warning("Google Wallet API unavailable for the save link (%s); sending a full JWT", exc)
         url = google.full_save_url(object_body, None if sent_class else class_body)
-        # Remember what the link carries; the sender completes the rest once Google answers.
-        remember(session, GoogleObject, card_id, essential_object(object_body))
-        queue_google_update(session, card_id)
+        if sent_object is None:
+            # Google gets only the link's essentials: the sender sends the whole object later.
+            remember(
+                session, GoogleObject, card_id, {**essential_object(object_body), UNCONFIRMED: True}
+            )
+    # The card may have changed while Google answered: let the sender compare (usually a no-op).
+    queue_google_update(session, card_id)
     try:
         session.commit()
     except IntegrityError:  # two clicks at once: the other one recorded it
@@ -71,7 +77,12 @@ def put_resource(
         return False
     if resource == "loyaltyClass":
         changes["reviewStatus"] = "UNDER_REVIEW"
-    api.patch(resource, str(body["id"]), changes)
+    try:
+        api.patch(resource, str(body["id"]), changes)
+    except GoogleWalletError as exc:
+        if exc.status != 404:
+            raise
+        api.insert_or_patch(resource, body)  # Google lost it: write it whole again
     return True
 
 

@@ -29,7 +29,7 @@ from passes.db import utcnow
 from passes.loyalty.models import Card, Program, WalletUpdate
 from passes.loyalty.view import branding_of, card_view
 from passes.push.apple_sender import backoff
-from passes.push.google_objects import put_resource, remember, sent_body
+from passes.push.google_objects import UNCONFIRMED, put_resource, remember, sent_body
 from passes.push.models import GoogleClass, GoogleNotification, GoogleObject
 from passes.push.rate_limit import DatabaseRateLimiter
 from passes.wallet.google.client import GoogleWalletError, WalletApi
@@ -173,6 +173,10 @@ class GoogleSender:
         self.view_of = view_of
         self.rng = rng
         self._local = threading.local()
+        # Long-lived threads, so each keeps its client (HTTP connections, access token) across runs.
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="google-sync")
+        self._apis: list[WalletApi] = []
+        self._apis_lock = threading.Lock()
 
     def _api(self) -> WalletApi:
         api: WalletApi | None = getattr(self._local, "api", None)
@@ -180,6 +184,8 @@ class GoogleSender:
             acquire = self.limiter.acquire if self.limiter is not None else None
             api = self.google.new_api(before_request=acquire)
             self._local.api = api
+            with self._apis_lock:
+                self._apis.append(api)
         return api
 
     def deliver(self, *, limit: int = 1000, now: datetime | None = None) -> GoogleDeliveryReport:
@@ -192,21 +198,26 @@ class GoogleSender:
         if not claimed:
             return report
         card_ids = [card_id for card_id, _revision, _attempts in claimed]
-        try:
-            self._sync_classes(card_ids)
-        except GoogleWalletError as exc:
+        # A program whose class Google refuses holds back its own cards only.
+        class_failures = self._sync_classes(card_ids)
+        outcomes: dict[int, Outcome] = {}
+        for program_id, exc in class_failures.items():
             outcome = _outcome_of(exc)
-            report.errors.append(str(exc))
+            report.errors.append(f"class of program {program_id}: {exc}")
             if outcome is Outcome.FORBIDDEN:
                 report.stopped = f"{exc.status} {exc.reason}"
+        if class_failures:
             with self.maker() as session:
-                self._acknowledge(session, claimed, dict.fromkeys(card_ids, outcome), now, report)
-                session.commit()
-            return report
-        with ThreadPoolExecutor(max_workers=self.threads) as pool:
-            results = list(pool.map(lambda card_id: self._sync_card(card_id, now), card_ids))
-        outcomes: dict[int, Outcome] = {}
-        for card_id, (outcome, partial) in zip(card_ids, results, strict=True):
+                held = session.execute(
+                    select(Card.id, Card.program_id).where(
+                        Card.id.in_(card_ids), Card.program_id.in_(list(class_failures))
+                    )
+                ).all()
+            for card_id, program_id in held:
+                outcomes[card_id] = _outcome_of(class_failures[program_id])
+        todo = [card_id for card_id in card_ids if card_id not in outcomes]
+        results = list(self._pool.map(lambda card_id: self._sync_card(card_id, now), todo))
+        for card_id, (outcome, partial) in zip(todo, results, strict=True):
             outcomes[card_id] = outcome
             report.add(partial)
         with self.maker() as session:
@@ -214,8 +225,9 @@ class GoogleSender:
             session.commit()
         return report
 
-    def _sync_classes(self, card_ids: list[int]) -> None:
-        """Bring each program's class up to date once, before its objects."""
+    def _sync_classes(self, card_ids: list[int]) -> dict[int, GoogleWalletError]:
+        """Bring each program's class up to date once, before its objects; the programs whose
+        class Google refused, with why."""
         with self.maker() as session:
             program_ids = session.scalars(
                 select(Card.program_id).where(Card.id.in_(card_ids)).distinct()
@@ -227,11 +239,18 @@ class GoogleSender:
                     body = self.google.class_body(branding_of(program))
                     wanted.append((program_id, body, sent_body(session, GoogleClass, program_id)))
         # The session is closed: no transaction is held while Google answers.
+        failures: dict[int, GoogleWalletError] = {}
         for program_id, body, sent in wanted:
-            if put_resource(self._api(), "loyaltyClass", body, sent):
+            try:
+                written = put_resource(self._api(), "loyaltyClass", body, sent)
+            except GoogleWalletError as exc:
+                failures[program_id] = exc
+                continue
+            if written:
                 with self.maker() as session:
                     remember(session, GoogleClass, program_id, body)
                     session.commit()
+        return failures
 
     def _sync_card(self, card_id: int, now: datetime) -> tuple[Outcome, GoogleDeliveryReport]:
         report = GoogleDeliveryReport()
@@ -243,21 +262,14 @@ class GoogleSender:
             body = self.google.object_body(self.view_of(card))
             program_id = card.program_id
         # The session is closed: no transaction is held while Google answers.
-        notified = 0
         try:
-            notified = self._sync_object(card_id, program_id, body, dict(sent), now, report)
+            self._sync_object(card_id, program_id, body, dict(sent), now, report)
         except GoogleWalletError as exc:
             outcome = _outcome_of(exc)
             report.errors.append(f"card {card_id}: {exc}")
             if outcome is Outcome.FORBIDDEN:
                 report.stopped = f"{exc.status} {exc.reason}"
             return outcome, report
-        finally:
-            if notified:  # counted even if a later call failed: Google counted them too
-                with self.maker() as session:
-                    for _ in range(notified):
-                        session.add(GoogleNotification(card_id=card_id, sent_at=now))
-                    session.commit()
         report.bodies[card_id] = body  # recorded with the acknowledgement, in one transaction
         return Outcome.DONE, report
 
@@ -281,9 +293,17 @@ class GoogleSender:
         sent: dict[str, Any],
         now: datetime,
         report: GoogleDeliveryReport,
-    ) -> int:
-        """Send what changed from ``sent`` to ``body``; returns the notifications sent."""
+    ) -> None:
+        """Send what changed from ``sent`` to ``body``. Each notification is recorded as soon as
+        Google took it, with the message it carried, so a failure later in the same sync neither
+        loses the count nor sends the message again."""
         api = self._api()
+        if sent.get(UNCONFIRMED):
+            # Only a save link's essentials were ever sent: make Google hold the whole object,
+            # without announcing what the member will see on it anyway.
+            api.insert_or_patch("loyaltyObject", body)
+            report.patched += 1
+            return
         notified = 0
         changes = object_state_changes(sent, body)
 
@@ -314,13 +334,9 @@ class GoogleSender:
             notified += 1
             report.messages += 1
             report.notified += 1
-        if announced and "messages" in changes:
-            # Google appended them; a PATCH is needed only if more than that changed.
-            after = list(sent.get("messages") or []) + [
-                m for m in new_offers if m["id"] in announced
-            ]
-            if after == body["messages"]:
-                del changes["messages"]
+            sent = self._record_notice(card_id, message=offer)
+        if announced and "messages" in changes and sent.get("messages") == body["messages"]:
+            del changes["messages"]  # Google appended them: nothing more changed there
 
         if changes:
             notify = tier_changed and bool(body.get("secondaryLoyaltyPoints"))
@@ -328,8 +344,21 @@ class GoogleSender:
                 report.silenced += 1
                 notify = False
             if self._patch(api, body, program_id, changes, notify=notify, report=report):
-                notified += 1
-        return notified
+                self._record_notice(card_id)
+
+    def _record_notice(self, card_id: int, message: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Count a notification Google accepted; with ``message``, also remember that the pass
+        now carries it. Returns what we now know Google holds."""
+        with self.maker() as session:
+            session.add(GoogleNotification(card_id=card_id, sent_at=utcnow()))
+            known = session.get(GoogleObject, card_id)
+            assert known is not None  # the sync read it; objects are never deleted
+            held = dict(known.sent_body)
+            if message is not None:
+                held["messages"] = [*(held.get("messages") or []), message]
+                known.sent_body = held
+            session.commit()
+        return held
 
     def _patch(
         self,
@@ -423,9 +452,11 @@ class GoogleSender:
             )
 
     def close(self) -> None:
-        api: WalletApi | None = getattr(self._local, "api", None)
-        if api is not None:
-            api.close()
+        self._pool.shutdown(wait=True)
+        with self._apis_lock:
+            for api in self._apis:
+                api.close()
+            self._apis.clear()
 
 
 def _outcome_of(exc: GoogleWalletError) -> Outcome:

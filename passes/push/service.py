@@ -24,6 +24,7 @@ from passes.push.apple_sender import (
     AppleDeliveryReport,
     deliver_apple_updates,
 )
+from passes.push.google_sender import LEASE as GOOGLE_LEASE
 from passes.push.google_sender import PAUSE_AFTER_FORBIDDEN as GOOGLE_PAUSE
 from passes.push.google_sender import GoogleDeliveryReport, GoogleSender
 from passes.push.rate_limit import DatabaseRateLimiter
@@ -146,10 +147,12 @@ class GoogleSyncService:
         google: GoogleIssuer,
     ) -> None:
         self.maker = maker
-        self.batch_size = int(config["PUSH_BATCH_SIZE"])
-        limiter = DatabaseRateLimiter(
-            maker, "google-wallet", rate=float(config["GOOGLE_RATE_LIMIT"])
+        rate = float(config["GOOGLE_RATE_LIMIT"])
+        # A batch must finish well inside its lease, at the shared rate, even alone.
+        self.batch_size = max(
+            1, min(int(config["PUSH_BATCH_SIZE"]), int(rate * GOOGLE_LEASE.total_seconds() / 3))
         )
+        limiter = DatabaseRateLimiter(maker, "google-wallet", rate=rate)
         self.sender = GoogleSender(
             maker, google, limiter, threads=int(config["GOOGLE_SYNC_THREADS"])
         )
@@ -167,6 +170,7 @@ class GoogleSyncService:
             total = GoogleDeliveryReport()
             while True:
                 report = self.sender.deliver(limit=self.batch_size, now=now)
+                now = max(now, utcnow())  # the next batch's leases run from when it starts
                 total.add(report)
                 if report.stopped is not None:
                     self.paused_until = now + GOOGLE_PAUSE

@@ -16,7 +16,7 @@ import pytest
 from fake_google_wallet import FakeGoogleWallet
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.orm import Session
 
 from factories import make_card, make_program
@@ -351,3 +351,131 @@ def test_an_object_google_already_holds_is_patched_not_replaced(
     assert google.recorded(action="update") == []
     assert object_of(google, card)["accountName"] == card.member.name
     assert object_of(google, card)["hasUsers"] is True
+
+
+def make_due(session: Session, card: Card) -> None:
+    """Skip the backoff of a failed sync."""
+    session.expire_all()
+    row = session.get(WalletUpdate, card.id)
+    assert row is not None
+    row.google_not_before = None
+    session.commit()
+
+
+def test_a_notification_is_counted_even_when_a_later_call_fails(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    card = make_card(session, make_program(session, tiers=False))
+    session.commit()
+    save(google_app.test_client(), card)
+    adjust(session, card, points=1, reason="new offer", actor="test")
+    session.commit()
+    google.answer(500, times=None, action="patch")
+    report = sender_with_offers(google_app, [Offer("a", "A", "Offer A")]).deliver()
+    assert report.retrying == 1 and report.messages == 1
+    ours = session.scalar(select(func.count()).select_from(GoogleNotification))
+    assert ours == len(google.notifications_for(object_of(google, card)["id"])) == 1
+
+
+def test_a_message_is_not_sent_twice_when_the_patch_after_it_failed(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    card = make_card(session, make_program(session, tiers=False))
+    session.commit()
+    save(google_app.test_client(), card)
+    adjust(session, card, points=1, reason="new offer", actor="test")
+    session.commit()
+    google.answer(500, times=3, action="patch")  # the client's three tries all fail
+    sender = sender_with_offers(google_app, [Offer("a", "A", "Offer A")])
+    assert sender.deliver().retrying == 1
+    make_due(session, card)
+    assert sender.deliver().delivered == 1
+    assert len(google.recorded(action="addMessage")) == 1
+    assert [m["id"] for m in object_of(google, card)["messages"]] == ["offer-a"]
+
+
+def test_a_fallback_link_does_not_make_offers_on_the_pass_look_new(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    card = make_card(session, make_program(session, tiers=False))
+    session.commit()
+    client = google_app.test_client()
+    save(client, card)
+    sender = sender_with_offers(google_app, [Offer("a", "A", "Offer A")])
+    adjust(session, card, points=1, reason="new offer", actor="test")
+    session.commit()
+    sender.deliver()
+    adjust(session, card, points=1, reason="test", actor="test")
+    session.commit()
+    google.answer(503, times=None)
+    save(client, card)  # the member taps again while Google is down: a full-JWT link
+    google.reset()
+    google.classes.clear()
+    make_due(session, card)
+    sender.deliver()
+    assert google.recorded(action="addMessage") == []
+
+
+def test_a_class_google_refuses_holds_back_only_its_own_cards(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    bad, good = make_program(session, tiers=False), make_program(session, tiers=False)
+    card_bad, card_good = make_card(session, bad), make_card(session, good)
+    session.commit()
+    client = google_app.test_client()
+    save(client, card_bad)
+    save(client, card_good)
+    bad.name = f"{bad.name} renamed"
+    adjust(session, card_bad, points=1, reason="test", actor="test")
+    adjust(session, card_good, points=5, reason="test", actor="test")
+    session.commit()
+    google.answer(400, reason="invalidArgument", times=None, action="patch", kind="loyaltyClass")
+    report = sync(google_app)
+    assert report.failed == 1 and report.delivered == 1
+    assert object_of(google, card_good)["loyaltyPoints"]["balance"] == {"int": 5}
+
+
+def test_a_change_while_the_save_link_is_written_still_reaches_google(
+    google_app: Flask,
+    session: Session,
+    google: FakeGoogleWallet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import passes.push.google_objects as google_objects
+
+    card = make_card(session, make_program(session, tiers=False))
+    session.commit()
+    card_id = card.id
+    state: AppState = google_app.extensions["passes"]
+    real = google_objects.put_resource
+
+    def with_a_purchase_meanwhile(api: Any, resource: Any, body: Any, sent: Any) -> bool:
+        written = real(api, resource, body, sent)
+        if resource == "loyaltyObject":  # a till commits, and the sender runs, meanwhile
+            with state.sessionmaker() as other:
+                other_card = other.get(Card, card_id)
+                assert other_card is not None
+                adjust(other, other_card, points=42, reason="purchase", actor="till")
+                other.commit()
+            sync(google_app)
+        return written
+
+    monkeypatch.setattr(google_objects, "put_resource", with_a_purchase_meanwhile)
+    save(google_app.test_client(), card)
+    monkeypatch.setattr(google_objects, "put_resource", real)
+    sync(google_app)
+    assert object_of(google, card)["loyaltyPoints"]["balance"] == {"int": 42}
+
+
+def test_runs_reuse_their_clients_and_access_tokens(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    card = make_card(session, make_program(session, tiers=False))
+    session.commit()
+    save(google_app.test_client(), card)
+    google.token_requests.clear()
+    for _ in range(5):
+        adjust(session, card, points=1, reason="test", actor="test")
+        session.commit()
+        assert sync(google_app).delivered == 1
+    assert len(google.token_requests) == 1  # the sender's one thread, once

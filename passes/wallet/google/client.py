@@ -135,21 +135,31 @@ class WalletApi:
 
     def add_message(self, resource: Resource, resource_id: str, message: dict[str, Any]) -> None:
         """Add a message to the pass (with ``messageType: TEXT_AND_NOTIFY`` it notifies)."""
+        # Not retried here: if the first try reached Google and only the answer was lost, a
+        # retry would show the message twice. The caller's outbox retries after it checked.
         self._call(
             "POST",
             f"/{resource}/{quote(resource_id, safe='')}/addMessage",
             {"message": message},
+            attempts=1,
         )
 
     # ------------------------------------------------------------------ transport
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        attempts: int | None = None,
+    ) -> dict[str, Any]:
         """One call, retried on 429/5xx/no answer with full-jitter exponential backoff."""
-        for attempt in range(1, self._attempts + 1):
+        tries = attempts or self._attempts
+        for attempt in range(1, tries + 1):
             try:
                 return self._once(method, path, body)
             except GoogleWalletError as exc:
-                if not exc.retryable or attempt == self._attempts:
+                if not exc.retryable or attempt == tries:
                     raise
                 ceiling = self._backoff * 2 ** (attempt - 1)
                 delay = self._rng.uniform(ceiling / 2, ceiling)
