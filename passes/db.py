@@ -13,7 +13,7 @@ from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
@@ -129,8 +129,9 @@ def _ping_idle_connections(engine: Engine, idle: float = IDLE_BEFORE_PING) -> No
         try:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as exc:
-            # The pool discards this connection and checks out another (up to three times).
-            raise DisconnectionError(f"idle connection is gone: {exc}") from exc
+            # A dead idle connection usually means a restart: the others are dead too. The pool
+            # discards them all and the checkout is retried on a new connection.
+            raise InvalidatePoolError(f"idle connection is gone: {exc}") from exc
 
 
 def make_sessionmaker(bind: Any) -> sessionmaker[Session]:

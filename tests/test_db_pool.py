@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
 import passes.db
@@ -33,7 +33,7 @@ def test_an_idle_connection_the_server_dropped_is_replaced_quietly(
     pg_engine: Engine, postgres_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = backend_pid(pg_engine)
-    killer = make_engine(postgres_cluster.url("pool_test"), poolclass=NullPool)
+    killer = create_engine(postgres_cluster.url("pool_test"), poolclass=NullPool)
     with killer.connect() as connection:
         connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
     killer.dispose()

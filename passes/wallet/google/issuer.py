@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +52,8 @@ class GoogleIssuer:
     interactive_api: WalletApi  # one quick try (a member waiting for the save link)
     public_url: str
     origins: tuple[str, ...]
-    service_account_info: dict[str, Any]
-    endpoint: str
+    service_account_info: dict[str, Any] = field(repr=False)  # holds the private key
+    endpoint: str = DEFAULT_ENDPOINT
 
     @classmethod
     def create(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -38,8 +38,8 @@ class ServiceAccount:
     """The parts of a service-account key file the save link needs."""
 
     email: str
-    private_key: str  # PEM
-    key_id: str | None
+    private_key: str = field(repr=False)  # PEM; never in a repr, a log or a traceback
+    key_id: str | None = None
 
     @classmethod
     def from_info(cls, info: dict[str, Any]) -> ServiceAccount:
