@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from passes.db import utcnow
 from passes.loyalty.models import WalletUpdate
+from passes.push import outbox
 from passes.push.apns import PushResult
 from passes.push.models import AppleDevice, AppleRegistration
 
@@ -64,27 +65,8 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
 
 
 def claim(session: Session, *, now: datetime, limit: int) -> list[tuple[int, int, int]]:
-    """Lease up to ``limit`` due rows: (card id, revision, attempts). Commits."""
-    due = (
-        select(WalletUpdate.card_id)
-        .where(
-            WalletUpdate.apple_pending,
-            or_(WalletUpdate.apple_not_before.is_(None), WalletUpdate.apple_not_before <= now),
-        )
-        .order_by(WalletUpdate.requested_at)
-        .limit(limit)
-    )
-    if session.connection().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    rows = session.execute(
-        update(WalletUpdate)
-        .where(WalletUpdate.card_id.in_(due.scalar_subquery()))
-        .values(apple_not_before=now + LEASE)
-        .returning(WalletUpdate.card_id, WalletUpdate.revision, WalletUpdate.apple_attempts)
-        .execution_options(synchronize_session=False)
-    ).all()
-    session.commit()
-    return [(row.card_id, row.revision, row.apple_attempts) for row in rows]
+    """Lease up to ``limit`` due Apple rows: (card id, revision, attempts). Commits."""
+    return outbox.claim(session, "apple", now=now, limit=limit, lease=LEASE)
 
 
 def deliver_apple_updates(

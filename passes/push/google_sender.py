@@ -22,12 +22,13 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, func, or_, select, update
+from sqlalchemy import Table, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from passes.db import utcnow
 from passes.loyalty.models import Card, Program, WalletUpdate
 from passes.loyalty.view import branding_of, card_view
+from passes.push import outbox
 from passes.push.apple_sender import backoff
 from passes.push.google_objects import UNCONFIRMED, put_resource, remember, sent_body
 from passes.push.models import GoogleClass, GoogleNotification, GoogleObject
@@ -98,28 +99,9 @@ def forget_cards_without_objects(session: Session) -> None:
 
 
 def claim(session: Session, *, now: datetime, limit: int) -> list[tuple[int, int, int]]:
-    """Lease up to ``limit`` due rows: (card id, revision, attempts). Commits."""
+    """Lease up to ``limit`` due Google rows: (card id, revision, attempts). Commits."""
     forget_cards_without_objects(session)
-    due = (
-        select(WalletUpdate.card_id)
-        .where(
-            WalletUpdate.google_pending,
-            or_(WalletUpdate.google_not_before.is_(None), WalletUpdate.google_not_before <= now),
-        )
-        .order_by(WalletUpdate.requested_at)
-        .limit(limit)
-    )
-    if session.connection().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    rows = session.execute(
-        update(WalletUpdate)
-        .where(WalletUpdate.card_id.in_(due.scalar_subquery()))
-        .values(google_not_before=now + LEASE)
-        .returning(WalletUpdate.card_id, WalletUpdate.revision, WalletUpdate.google_attempts)
-        .execution_options(synchronize_session=False)
-    ).all()
-    session.commit()
-    return [(row.card_id, row.revision, row.google_attempts) for row in rows]
+    return outbox.claim(session, "google", now=now, limit=limit, lease=LEASE)
 
 
 # A claimed card with member and program (what its view needs) and what Google holds.
