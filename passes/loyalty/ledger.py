@@ -178,16 +178,11 @@ def credit(
         detail=detail,
         apply=apply,
     )
-    expires_on = expiry_date(rules, local_date(rules, now))
     insert_lot(
         session,
-        card_id=card.id,
+        **_lot_values(card, rules, points=points, now=now),
         entry_id=entry.id,
         purchase_id=purchase.id if purchase is not None else None,
-        earned_at=now,
-        expires_at=end_of_local_day(rules, expires_on) if expires_on else None,
-        remaining=points,
-        warned_at=None,
     )
     return entry
 
@@ -203,7 +198,6 @@ def _credit_values(
     now: datetime,
 ) -> Credit:
     """The entry and lot of a purchase's credit, for :func:`write_purchase` to tie together."""
-    expires_on = expiry_date(rules, local_date(rules, now))
     return Credit(
         entry={
             "program_id": card.program_id,
@@ -217,14 +211,21 @@ def _credit_values(
             "detail": None,
             "created_at": now,
         },
-        lot={
-            "card_id": card.id,
-            "earned_at": now,
-            "expires_at": end_of_local_day(rules, expires_on) if expires_on else None,
-            "remaining": points,
-            "warned_at": None,
-        },
+        lot=_lot_values(card, rules, points=points, now=now),
     )
+
+
+def _lot_values(card: Card, rules: ProgramRules, *, points: int, now: datetime) -> dict[str, Any]:
+    """A new point lot of ``points`` earned ``now``, expiring by the program's rules (its entry
+    and purchase ids are added by the writer)."""
+    expires_on = expiry_date(rules, local_date(rules, now))
+    return {
+        "card_id": card.id,
+        "earned_at": now,
+        "expires_at": end_of_local_day(rules, expires_on) if expires_on else None,
+        "remaining": points,
+        "warned_at": None,
+    }
 
 
 def debit(

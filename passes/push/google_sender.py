@@ -144,7 +144,7 @@ class GoogleSender:
         google: GoogleIssuer,
         limiter: DatabaseRateLimiter | None,
         *,
-        threads: int = 8,
+        threads: int = 4,
         view_of: Callable[[Card], CardView] = card_view,
         rng: random.Random | None = None,
     ) -> None:

@@ -479,3 +479,21 @@ def test_runs_reuse_their_clients_and_access_tokens(
         session.commit()
         assert sync(google_app).delivered == 1
     assert len(google.token_requests) == 1  # the sender's one thread, once
+
+
+def test_a_class_google_lost_is_written_whole_again(
+    google_app: Flask, session: Session, google: FakeGoogleWallet
+) -> None:
+    program = make_program(session, tiers=False)
+    card = make_card(session, program)
+    session.commit()
+    save(google_app.test_client(), card)
+    class_id = object_of(google, card)["classId"]
+    del google.classes[class_id]  # a wiped demo issuer
+    program.name = f"{program.name} renamed"
+    session.commit()
+    google.requests.clear()
+    sync(google_app)
+    actions = [(r.action, r.status) for r in google.recorded(kind="loyaltyClass")]
+    assert actions == [("patch", 404), ("insert", 200)]
+    assert google.classes[class_id]["programName"] == program.name
