@@ -13,9 +13,10 @@ import http.client
 import json
 import os
 import statistics
+import time
 import uuid
 
-from _common import bench_database, drive, gunicorn
+from _common import Request, bench_database, cpu_seconds, drive, gunicorn, postmaster_pid
 
 from passes import create_app
 from passes.loyalty.enrollment import Applicant, enroll
@@ -67,13 +68,19 @@ def main() -> None:
     parser.add_argument("--cards", type=int, default=1000)
     args = parser.parse_args()
 
-    with bench_database() as (env, _cluster):
+    with bench_database() as (env, cluster):
         token, numbers = prepare(env, args.cards)
         with gunicorn(env, args.workers) as server:
-            measure(args, server.port, token, numbers)
+            measure(args, server.port, token, numbers, (server.pid, postmaster_pid(cluster)))
 
 
-def measure(args: argparse.Namespace, port: int, token: str, numbers: list[str]) -> None:
+def measure(
+    args: argparse.Namespace,
+    port: int,
+    token: str,
+    numbers: list[str],
+    servers: tuple[int, int],
+) -> None:
     def hello(connection: http.client.HTTPConnection, _index: int) -> int:
         connection.request("GET", "/healthz")
         response = connection.getresponse()
@@ -98,10 +105,23 @@ def measure(args: argparse.Namespace, port: int, token: str, numbers: list[str])
         response.read()
         return response.status
 
+    def timed(request: Request) -> tuple[int, list[float], str]:
+        """Drive ``request``; also the CPU each request cost the server, the database and this
+        client (where the two routes' difference goes)."""
+        web, sql, client = cpu_seconds(servers[0]), cpu_seconds(servers[1]), time.process_time()
+        count, latencies = drive(port, args.seconds, args.threads, request)
+        web, sql = cpu_seconds(servers[0]) - web, cpu_seconds(servers[1]) - sql
+        client = time.process_time() - client
+        costs = ", ".join(
+            f"{name} {seconds / count * 1000:.2f}"
+            for name, seconds in (("gunicorn", web), ("PostgreSQL", sql), ("client", client))
+        )
+        return count, latencies, f"CPU ms per request: {costs}"
+
     drive(port, 2.0, args.threads, purchase)  # warm up: connections, caches, JIT of plans
     drive(port, 1.0, args.threads, hello)
-    hello_count, _ = drive(port, args.seconds, args.threads, hello)
-    purchase_count, latencies = drive(port, args.seconds, args.threads, purchase)
+    hello_count, _, hello_cpu = timed(hello)
+    purchase_count, latencies, purchase_cpu = timed(purchase)
     hello_rate = hello_count / args.seconds
     purchase_rate = purchase_count / args.seconds
     quantiles = statistics.quantiles(latencies, n=100)
@@ -109,8 +129,8 @@ def measure(args: argparse.Namespace, port: int, token: str, numbers: list[str])
         f"gunicorn {args.workers} gthread workers x 4 threads, {args.threads} client "
         f"connections, {args.seconds:.0f} s per route, PostgreSQL, {args.cards} cards"
     )
-    print(f"  hello-world (/healthz):   {hello_rate:8.1f} requests/s")
-    print(f"  purchases (idempotent):   {purchase_rate:8.1f} requests/s")
+    print(f"  hello-world (/healthz):   {hello_rate:8.1f} requests/s   ({hello_cpu})")
+    print(f"  purchases (idempotent):   {purchase_rate:8.1f} requests/s   ({purchase_cpu})")
     p50, p99 = quantiles[49] * 1000, quantiles[98] * 1000
     print(f"  purchase latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     ratio = purchase_rate / hello_rate

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +34,9 @@ from passes.loyalty.calculator import (
     upgraded_tier,
 )
 from passes.loyalty.ledger_sql import (
+    CardState,
     Credit,
+    PurchaseRows,
     change_card,
     insert_lot,
     insert_row,
@@ -52,7 +53,7 @@ from passes.loyalty.models import (
     Purchase,
     RewardStock,
 )
-from passes.loyalty.rules import ProgramRules, ProgressiveDiscount, parse_rules
+from passes.loyalty.rules import ProgramRules, ProgressiveDiscount, parse_rules_document
 
 # Larger amounts are typing errors, not purchases (100 million in major units).
 MAX_AMOUNT = 10_000_000_000
@@ -72,14 +73,9 @@ class LedgerError(Exception):
         self.status = status
 
 
-@lru_cache(maxsize=256)
-def _parse_cached(document: str) -> ProgramRules:
-    return parse_rules(json.loads(document))
-
-
 def rules_of(program: Program) -> ProgramRules:
     """The program's parsed rules (cached by content: programs change rules rarely)."""
-    return _parse_cached(json.dumps(program.rules or {}, sort_keys=True))
+    return parse_rules_document(json.dumps(program.rules or {}, sort_keys=True))
 
 
 def lock_card(session: Session, card_id: int) -> Card:
@@ -180,7 +176,7 @@ def credit(
     )
     insert_lot(
         session,
-        **_lot_values(card, rules, points=points, now=now),
+        **_lot_values(card.id, rules, points=points, now=now),
         entry_id=entry.id,
         purchase_id=purchase.id if purchase is not None else None,
     )
@@ -188,7 +184,7 @@ def credit(
 
 
 def _credit_values(
-    card: Card,
+    card: CardState,
     rules: ProgramRules,
     *,
     kind: str,
@@ -211,16 +207,16 @@ def _credit_values(
             "detail": None,
             "created_at": now,
         },
-        lot=_lot_values(card, rules, points=points, now=now),
+        lot=_lot_values(card.id, rules, points=points, now=now),
     )
 
 
-def _lot_values(card: Card, rules: ProgramRules, *, points: int, now: datetime) -> dict[str, Any]:
+def _lot_values(card_id: int, rules: ProgramRules, *, points: int, now: datetime) -> dict[str, Any]:
     """A new point lot of ``points`` earned ``now``, expiring by the program's rules (its entry
     and purchase ids are added by the writer)."""
     expires_on = expiry_date(rules, local_date(rules, now))
     return {
-        "card_id": card.id,
+        "card_id": card_id,
         "earned_at": now,
         "expires_at": end_of_local_day(rules, expires_on) if expires_on else None,
         "remaining": points,
@@ -294,7 +290,7 @@ class PurchaseResult:
     tier_changed: bool
 
 
-def _period_spend(session: Session, card: Card, since: datetime) -> int:
+def _period_spend(session: Session, card_id: int, since: datetime) -> int:
     """What the member paid since ``since``, net of refunds (the progressive discount's base)."""
     spent = session.scalar(
         select(
@@ -304,21 +300,20 @@ def _period_spend(session: Session, card: Card, since: datetime) -> int:
                 ),
                 0,
             )
-        ).where(Purchase.card_id == card.id, Purchase.created_at >= since)
+        ).where(Purchase.card_id == card_id, Purchase.created_at >= since)
     )
     return int(spent or 0)
 
 
-def member_context(
-    session: Session, card: Card, rules: ProgramRules, now: datetime
-) -> MemberContext:
+def member_context(session: Session, card: CardState, now: datetime) -> MemberContext:
     """What the rules need to know about the member at ``now``: birthday, tier, spend in the
     current discount period (before this purchase) and whether they ever bought anything."""
+    rules = card.rules
     period_spend = 0
     if isinstance(rules.discount, ProgressiveDiscount):  # the only rule that reads it
         today = local_date(rules, now)
         since = end_of_local_day(rules, period_start(rules, today) - timedelta(days=1))
-        period_spend = _period_spend(session, card, since)
+        period_spend = _period_spend(session, card.id, since)
     first = False
     welcome_bonus = rules.earning.welcome_bonus
     if welcome_bonus is not None and welcome_bonus.on == "first_purchase":
@@ -326,23 +321,23 @@ def member_context(
             session.scalar(select(Purchase.id).where(Purchase.card_id == card.id).limit(1)) is None
         )
     return MemberContext(
-        birthday=card.member.birthday,
+        birthday=card.birthday,
         tier_key=card.tier_key,
         period_spend=period_spend,
         is_first_purchase=first,
     )
 
 
-def tier_metric(session: Session, card: Card, rules: ProgramRules, now: datetime) -> int:
+def tier_metric(session: Session, card_id: int, rules: ProgramRules, now: datetime) -> int:
     """The value tiers qualify on: net spend or points earned within the rules' window."""
     if rules.tiers is None:
         return 0
     since = now - timedelta(days=rules.tiers.window_days)
     if rules.tiers.metric == "spend":
-        return _period_spend(session, card, since)
+        return _period_spend(session, card_id, since)
     earned = session.scalar(
         select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
-            LedgerEntry.card_id == card.id,
+            LedgerEntry.card_id == card_id,
             LedgerEntry.points > 0,
             LedgerEntry.kind.in_(("accrual", "action_bonus", "cashback", "welcome_bonus")),
             LedgerEntry.created_at >= since,
@@ -352,14 +347,14 @@ def tier_metric(session: Session, card: Card, rules: ProgramRules, now: datetime
 
 
 def _upgraded_tier_key(
-    session: Session, card: Card, rules: ProgramRules, now: datetime, pending: int = 0
+    session: Session, card: CardState, rules: ProgramRules, now: datetime, pending: int = 0
 ) -> str | None:
     """The tier the card moves up to now, or None when it stays (tiers only rise here).
     ``pending``: what a change not yet written adds to the metric (a purchase's paid amount
     or points)."""
     if rules.tiers is None:
         return None
-    metric = tier_metric(session, card, rules, now) + pending
+    metric = tier_metric(session, card.id, rules, now) + pending
     new_tier = upgraded_tier(rules, card.tier_key, metric)
     if new_tier is None or new_tier == card.tier_key:
         return None
@@ -375,9 +370,20 @@ def check_amount(amount: int, what: str = "amount") -> None:
         raise LedgerError("invalid_amount", f"{what} {amount} is beyond any real purchase")
 
 
-def record_purchase(
+@dataclass(frozen=True)
+class PurchasePlan:
+    """A purchase priced under the card's lock but not yet written: the rows to write, the quote
+    behind them, and the member as the rules will see them once it is written."""
+
+    rows: PurchaseRows
+    quote: PurchaseQuote
+    tier_changed: bool
+    member_after: MemberContext
+
+
+def plan_purchase(
     session: Session,
-    card: Card,
+    card: CardState,
     *,
     amount: int,
     currency: str,
@@ -385,12 +391,11 @@ def record_purchase(
     store_id: int | None,
     receipt: str | None,
     source: str,
-    now: datetime | None = None,
-) -> PurchaseResult:
-    """Apply the program's rules to a purchase: earn points and cashback, compute the discount,
-    update spend and (upwards only) the tier."""
-    now = now or utcnow()
-    rules = rules_of(card.program)
+    now: datetime,
+) -> PurchasePlan:
+    """Apply the program's rules to a purchase: the points and cashback it earns, its discount,
+    the spend and (upwards only) the tier it leads to. Reads what the rules need; writes nothing."""
+    rules = card.rules
     check_amount(amount)
     if currency != rules.currency:
         raise LedgerError(
@@ -404,31 +409,31 @@ def record_purchase(
     if lines is not None and sum(line.amount for line in lines) != amount:
         raise LedgerError("lines_mismatch", "the lines' amounts must add up to the amount")
     today = local_date(rules, now)
-    member = member_context(session, card, rules, now)
+    member = member_context(session, card, now)
     quote = price_purchase(rules, amount=amount, lines=lines, member=member, on=today)
-    purchase = Purchase(
-        program_id=card.program_id,
-        card_id=card.id,
-        store_id=store_id,
-        amount=amount,
-        currency=currency,
-        discount=quote.discount,
-        paid=quote.paid,
-        points_earned=quote.points,
-        cashback_points=quote.cashback_points,
-        refunded_amount=0,
-        reversed_points=0,
-        receipt=receipt,
-        lines=[{"amount": x.amount, "category": x.category, "sku": x.sku} for x in lines]
+    values = {
+        "program_id": card.program_id,
+        "card_id": card.id,
+        "store_id": store_id,
+        "amount": amount,
+        "currency": currency,
+        "discount": quote.discount,
+        "paid": quote.paid,
+        "points_earned": quote.points,
+        "cashback_points": quote.cashback_points,
+        "refunded_amount": 0,
+        "reversed_points": 0,
+        "receipt": receipt,
+        "lines": [{"amount": x.amount, "category": x.category, "sku": x.sku} for x in lines]
         if lines is not None
         else None,
-        breakdown=[
+        "breakdown": [
             {"rule": row.rule, "detail": row.detail, "points": row.points}
             for row in quote.breakdown
         ],
-        source=source,
-        created_at=now,
-    )
+        "source": source,
+        "created_at": now,
+    }
     credits = [
         _credit_values(card, rules, kind=kind, points=points, money=money, source=source, now=now)
         for kind, points, money in (
@@ -445,17 +450,52 @@ def record_purchase(
         else quote.points + quote.cashback_points
     )
     new_tier = _upgraded_tier_key(session, card, rules, now, pending=pending)
-    write_purchase(
-        session,
-        card,
-        purchase=purchase,
+    tier_key = new_tier if new_tier is not None else card.tier_key
+    rows = PurchaseRows(
+        values=values,
         credits=credits,
         balance=card.points_balance + quote.points + quote.cashback_points,
         lifetime_spend=card.lifetime_spend + quote.paid,
-        tier_key=new_tier if new_tier is not None else card.tier_key,
+        tier_key=tier_key,
         now=now,
     )
-    return PurchaseResult(purchase, quote, new_tier is not None)
+    member_after = replace(
+        member,
+        tier_key=tier_key,
+        period_spend=member.period_spend + quote.paid,  # this purchase is in the current period
+        is_first_purchase=False,
+    )
+    return PurchasePlan(rows, quote, new_tier is not None, member_after)
+
+
+def record_purchase(
+    session: Session,
+    card: Card,
+    *,
+    amount: int,
+    currency: str,
+    lines: Sequence[Line] | None,
+    store_id: int | None,
+    receipt: str | None,
+    source: str,
+    now: datetime | None = None,
+) -> PurchaseResult:
+    """Price and write a purchase of a loaded, locked ORM card (see :func:`plan_purchase`)."""
+    now = now or utcnow()
+    state = CardState.of(card, rules_of(card.program))
+    plan = plan_purchase(
+        session,
+        state,
+        amount=amount,
+        currency=currency,
+        lines=lines,
+        store_id=store_id,
+        receipt=receipt,
+        source=source,
+        now=now,
+    )
+    purchase = write_purchase(session, card, state, plan.rows)
+    return PurchaseResult(purchase, plan.quote, plan.tier_changed)
 
 
 @dataclass(frozen=True)

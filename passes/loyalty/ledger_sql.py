@@ -12,24 +12,47 @@ Card changes made here bump the pass version and queue the wallet outbox explici
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, bindparam, insert, select, update
+from sqlalchemy import (
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    true,
+    update,
+)
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from passes.loyalty.models import Card, LedgerEntry, PointLot, Purchase, WalletUpdate
+from passes.driver_sql import DriverStatement
+from passes.loyalty.models import (
+    Card,
+    IdempotencyRecord,
+    LedgerEntry,
+    Member,
+    PointLot,
+    Program,
+    Purchase,
+    WalletUpdate,
+)
 from passes.loyalty.pass_versions import (
     STAMP_EXPRESSIONS,
     change_stamp,
     next_pass_time,
     queue_wallet_update,
 )
+from passes.loyalty.rules import ProgramRules, parse_rules_document
 
 Row = TypeVar("Row", LedgerEntry, Purchase)
 
@@ -38,6 +61,9 @@ PURCHASES = cast(Table, Purchase.__table__)
 ENTRIES = cast(Table, LedgerEntry.__table__)
 LOTS = cast(Table, PointLot.__table__)
 CARDS = cast(Table, Card.__table__)
+MEMBERS = cast(Table, Member.__table__)
+PROGRAMS = cast(Table, Program.__table__)
+ANSWERS = cast(Table, IdempotencyRecord.__table__)
 
 _INSERT_PURCHASE = insert(PURCHASES).returning(PURCHASES.c.id)
 _INSERT_ENTRY = insert(ENTRIES).returning(ENTRIES.c.id)
@@ -162,6 +188,99 @@ def change_card(
 # --------------------------------------------------------------------------- a whole purchase
 
 
+@dataclass(frozen=True, slots=True)
+class CardState:
+    """A card as a purchase sees it under its row lock, as plain values: the till reads it in one
+    statement and builds no ORM objects. ``reserved_purchase_id`` (PostgreSQL) is the purchase's
+    id, drawn from its sequence by the same read, so the till's answer, which names the purchase,
+    can be stored in the same statement as the purchase itself."""
+
+    id: int
+    program_id: int
+    number: str
+    member_name: str
+    birthday: date | None
+    points_balance: int
+    lifetime_spend: int
+    tier_key: str | None
+    pass_updated_at: datetime
+    design_updated_at: datetime
+    rules: ProgramRules
+    reserved_purchase_id: int | None = None
+
+    @classmethod
+    def of(cls, card: Card, rules: ProgramRules) -> CardState:
+        """The state of a loaded (and locked) ORM card."""
+        return cls(
+            id=card.id,
+            program_id=card.program_id,
+            number=card.number,
+            member_name=card.member.name,
+            birthday=card.member.birthday,
+            points_balance=card.points_balance,
+            lifetime_spend=card.lifetime_spend,
+            tier_key=card.tier_key,
+            pass_updated_at=card.pass_updated_at,
+            design_updated_at=card.program.design_updated_at,
+            rules=rules,
+        )
+
+
+_STATE_COLUMNS = (
+    CARDS.c.id,
+    CARDS.c.program_id,
+    CARDS.c.number,
+    MEMBERS.c.name,
+    MEMBERS.c.birthday,
+    CARDS.c.points_balance,
+    CARDS.c.lifetime_spend,
+    CARDS.c.tier_key,
+    CARDS.c.pass_updated_at,
+    PROGRAMS.c.design_updated_at,
+    cast_(PROGRAMS.c.rules, Text),  # the text keys the parsed-rules cache; no JSON decoding
+)
+_STATE_FROM = CARDS.join(MEMBERS, MEMBERS.c.id == CARDS.c.member_id).join(
+    PROGRAMS, PROGRAMS.c.id == CARDS.c.program_id
+)
+_STATE = (
+    select(*_STATE_COLUMNS).select_from(_STATE_FROM).where(CARDS.c.number == bindparam("number"))
+)
+_READ_STATE = DriverStatement(_STATE)
+# SQLite transactions begin IMMEDIATE: a read in one is already serialised with every writer.
+_LOCK_STATE = {
+    "postgresql": DriverStatement(
+        _STATE.add_columns(
+            func.nextval(func.pg_get_serial_sequence("purchases", "id"))
+        ).with_for_update(of=CARDS)
+    ),
+    "sqlite": _READ_STATE,
+}
+
+
+def read_card_state(session: Session, number: str, *, lock: bool = False) -> CardState | None:
+    """The state of the card numbered ``number`` (None when there is none). ``lock``: take the
+    card's row lock for a purchase, and reserve the purchase's id."""
+    connection = session.connection()
+    statement = _LOCK_STATE[connection.dialect.name] if lock else _READ_STATE
+    row = statement.first(connection, {"number": number})
+    if row is None:
+        return None
+    return CardState(
+        id=row[0],
+        program_id=row[1],
+        number=row[2],
+        member_name=row[3],
+        birthday=row[4],
+        points_balance=row[5],
+        lifetime_spend=row[6],
+        tier_key=row[7],
+        pass_updated_at=row[8],
+        design_updated_at=row[9],
+        rules=parse_rules_document(row[10] or "{}"),
+        reserved_purchase_id=row[11] if len(row) > 11 else None,
+    )
+
+
 @dataclass(frozen=True)
 class Credit:
     """One positive ledger entry of a purchase and the point lot it opens. The ids that tie them
@@ -177,39 +296,87 @@ _LOT_KEYS = tuple(
 )
 
 
+@dataclass(frozen=True)
+class PurchaseRows:
+    """What a priced purchase writes: its row, its credits and the card's new state."""
+
+    values: dict[str, Any]  # the purchases row but its id
+    credits: Sequence[Credit]
+    balance: int
+    lifetime_spend: int
+    tier_key: str | None
+    now: datetime
+
+
+# A purchase's credits share the purchase's card, program, source and time, and open fresh lots:
+# the statement binds those once (psycopg caches a statement's parsing only up to 50 parameters).
+_CREDIT_SHARED = {
+    "program_id": "p_program_id",
+    "card_id": "card_id",
+    "source": "p_source",
+    "created_at": "p_created_at",
+}
+_CREDIT_NULL = ("counterpart_card_id", "reason")
+_ENTRY_OWN = tuple(
+    key for key in _ENTRY_KEYS if key not in _CREDIT_SHARED and key not in _CREDIT_NULL
+)
+_LOT_SHARED = {"card_id": "card_id", "earned_at": "p_created_at"}
+_LOT_OWN = tuple(key for key in _LOT_KEYS if key not in _LOT_SHARED and key != "warned_at")
+
+
+def _typed_null(column: Any) -> Any:
+    return cast_(null(), column.type)
+
+
 @cache
-def _purchase_statement(credits: int) -> Select[Any]:
-    """PostgreSQL: the purchase, ``credits`` entries with their lots, the card's new state and its
-    outbox row as one statement of data-modifying CTEs (one round trip instead of six)."""
+def _purchase_statement(credits: int, *, given_id: bool, answer: bool) -> DriverStatement:
+    """PostgreSQL: the purchase, ``credits`` entries with their lots, the card's new state, its
+    outbox row and (``answer``) the till's stored answer, as one statement of data-modifying CTEs:
+    one round trip instead of seven. ``given_id``: the purchase id was reserved beforehand.
+
+    Foreign keys are checked at the end of the statement, when every row of it exists."""
+    purchase_columns = ("id", *_COLUMNS[Purchase]) if given_id else _COLUMNS[Purchase]
     purchase = (
         insert(PURCHASES)
-        .values({key: bindparam(f"p_{key}") for key in _COLUMNS[Purchase]})
+        .values(
+            {key: bindparam(f"p_{key}", type_=PURCHASES.c[key].type) for key in purchase_columns}
+        )
         .returning(PURCHASES.c.id)
         .cte("p")
     )
     ctes: list[Any] = []
     for index in range(credits):
+        entry_values = {
+            key: bindparam(_CREDIT_SHARED[key], type_=ENTRIES.c[key].type)
+            if key in _CREDIT_SHARED
+            else _typed_null(ENTRIES.c[key])
+            if key in _CREDIT_NULL
+            else bindparam(f"e{index}_{key}", type_=ENTRIES.c[key].type)
+            for key in _ENTRY_KEYS
+        }
         entry = (
             insert(ENTRIES)
             .from_select(
                 [*_ENTRY_KEYS, "purchase_id"],
-                select(
-                    *[
-                        bindparam(f"e{index}_{key}", type_=ENTRIES.c[key].type)
-                        for key in _ENTRY_KEYS
-                    ],
-                    purchase.c.id,
-                ),
+                select(*entry_values.values(), purchase.c.id),
             )
             .returning(ENTRIES.c.id)
             .cte(f"e{index}")
         )
+        lot_values = {
+            key: bindparam(_LOT_SHARED[key], type_=LOTS.c[key].type)
+            if key in _LOT_SHARED
+            else _typed_null(LOTS.c[key])
+            if key == "warned_at"
+            else bindparam(f"l{index}_{key}", type_=LOTS.c[key].type)
+            for key in _LOT_KEYS
+        }
         lot = (
             insert(LOTS)
             .from_select(
                 [*_LOT_KEYS, "entry_id", "purchase_id"],
                 select(
-                    *[bindparam(f"l{index}_{key}", type_=LOTS.c[key].type) for key in _LOT_KEYS],
+                    *lot_values.values(),
                     entry.c.id,
                     select(purchase.c.id).scalar_subquery(),  # one row each: no join needed
                 ),
@@ -225,8 +392,8 @@ def _purchase_statement(credits: int) -> Select[Any]:
             points_balance=bindparam("new_balance"),
             lifetime_spend=bindparam("new_spend"),
             tier_key=bindparam("new_tier"),
-            content_version=CARDS.c.content_version + 1,
-            pass_updated_at=bindparam("new_pass_time"),
+            content_version=CARDS.c.content_version + literal_column("1"),
+            pass_updated_at=bindparam("new_pass_time", type_=CARDS.c.pass_updated_at.type),
             change_seq=STAMP_EXPRESSIONS["postgresql"],
         )
         .returning(CARDS.c.id)
@@ -234,84 +401,148 @@ def _purchase_statement(credits: int) -> Select[Any]:
     )
     outbox = postgresql_insert(WALLET_UPDATES).values(
         card_id=bindparam("card_id"),
-        revision=1,
-        apple_pending=True,
-        google_pending=True,
-        requested_at=bindparam("requested_at"),
-        apple_attempts=0,
-        google_attempts=0,
+        revision=literal_column("1"),
+        apple_pending=true(),
+        google_pending=true(),
+        requested_at=bindparam("requested_at", type_=WALLET_UPDATES.c.requested_at.type),
+        apple_attempts=literal_column("0"),
+        google_attempts=literal_column("0"),
     )
-    outbox_cte = (
+    ctes += [
+        card,
         outbox.on_conflict_do_update(
             index_elements=[WALLET_UPDATES.c.card_id],
             set_={
-                "revision": WALLET_UPDATES.c.revision + 1,
-                "apple_pending": True,
-                "google_pending": True,
+                "revision": WALLET_UPDATES.c.revision + literal_column("1"),
+                "apple_pending": true(),
+                "google_pending": true(),
                 "requested_at": outbox.excluded.requested_at,
             },
         )
         .returning(WALLET_UPDATES.c.card_id)
-        .cte("w")
-    )
-    return select(purchase.c.id).add_cte(*ctes, card, outbox_cte)
-
-
-def write_purchase(
-    session: Session,
-    card: Card,
-    *,
-    purchase: Purchase,
-    credits: Sequence[Credit],
-    balance: int,
-    lifetime_spend: int,
-    tier_key: str | None,
-    now: datetime,
-) -> Purchase:
-    """Write ``purchase`` (a new, unsaved row), its credits and the card's new state with its
-    version bump and outbox row, in the caller's transaction. The card must be locked.
-
-    On PostgreSQL this is one statement; on SQLite (in-process, no round trips) the same rows are
-    written one statement at a time. Returns ``purchase``, persistent in ``session``."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        insert_row(session, purchase)
-        for credit in credits:
-            entry = insert_row(session, LedgerEntry(**credit.entry, purchase_id=purchase.id))
-            insert_lot(session, **credit.lot, entry_id=entry.id, purchase_id=purchase.id)
-        change_card(
-            session,
-            card,
-            balance=balance,
-            lifetime_spend=lifetime_spend,
-            tier_key=tier_key,
-            now=now,
+        .cte("w"),
+    ]
+    if answer:
+        ctes.append(
+            insert(ANSWERS)
+            .values({key: bindparam(f"a_{key}", type_=ANSWERS.c[key].type) for key in _ANSWER_KEYS})
+            .returning(ANSWERS.c.id)
+            .cte("a")
         )
-        return purchase
-    values: dict[str, Any] = {key: getattr(purchase, key) for key in _COLUMNS[Purchase]}
-    params: dict[str, Any] = {f"p_{key}": value for key, value in values.items()}
-    for index, credit in enumerate(credits):
-        params.update({f"e{index}_{key}": credit.entry[key] for key in _ENTRY_KEYS})
-        params.update({f"l{index}_{key}": credit.lot[key] for key in _LOT_KEYS})
-    pass_time = next_pass_time(card.pass_updated_at, card.program.design_updated_at)
+    return DriverStatement(select(purchase.c.id).add_cte(*ctes))
+
+
+_ANSWER_KEYS = ("api_key_id", "key", "request_hash", "status", "body", "created_at")
+_INSERT_ANSWER = insert(ANSWERS)
+
+
+def write_purchase_rows(
+    session: Session,
+    card: CardState,
+    rows: PurchaseRows,
+    *,
+    answer: Callable[[int], dict[str, Any]] | None = None,
+) -> int:
+    """Write a priced purchase of the locked ``card``: the purchase, its credits and lots, the
+    card's new state with its pass version bump, its outbox row and, when given, the till's
+    ``answer`` (the idempotency_records row that names the purchase by the id it is given), in
+    the caller's transaction; the purchase's id.
+
+    On PostgreSQL this is one statement (the id was reserved when the card was read); on SQLite
+    (in-process, no round trips to save) the same rows are written one statement at a time.
+    A duplicate answer raises IntegrityError with nothing written."""
+    pass_time = next_pass_time(card.pass_updated_at, card.design_updated_at)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        params = _purchase_parameters(card, rows, pass_time, card.reserved_purchase_id)
+        if answer is not None:
+            if card.reserved_purchase_id is None:
+                raise ValueError("an answer needs the purchase id reserved by a locking read")
+            record = answer(card.reserved_purchase_id)
+            params.update({f"a_{key}": record[key] for key in _ANSWER_KEYS})
+        statement = _purchase_statement(
+            len(rows.credits),
+            given_id=card.reserved_purchase_id is not None,
+            answer=answer is not None,
+        )
+        row = statement.first(connection, params)
+        assert row is not None
+        purchase_id: int = row[0]
+        return purchase_id
+    purchase_id = connection.execute(_INSERT_PURCHASE, rows.values).scalar_one()
+    for credit in rows.credits:
+        entry_id = connection.execute(
+            _INSERT_ENTRY, {**credit.entry, "purchase_id": purchase_id}
+        ).scalar_one()
+        connection.execute(
+            _INSERT_LOT, {**credit.lot, "entry_id": entry_id, "purchase_id": purchase_id}
+        )
+    change_stamp(session)  # advances SQLite's counter; the statement carries the expression
+    connection.execute(
+        _UPDATE_CARD[connection.dialect.name],
+        {
+            "card_id": card.id,
+            "new_balance": rows.balance,
+            "new_spend": rows.lifetime_spend,
+            "new_tier": rows.tier_key,
+            "new_pass_time": pass_time,
+        },
+    )
+    queue_wallet_update(session, card.id, rows.now)
+    if answer is not None:
+        connection.execute(_INSERT_ANSWER, answer(purchase_id))
+    return purchase_id
+
+
+def _purchase_parameters(
+    card: CardState, rows: PurchaseRows, pass_time: datetime, purchase_id: int | None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {f"p_{key}": value for key, value in rows.values.items()}
+    if purchase_id is not None:
+        params["p_id"] = purchase_id
+    shared = {"p_program_id": card.program_id, "card_id": card.id}
+    for index, credit in enumerate(rows.credits):
+        entry, lot = credit.entry, credit.lot
+        if (
+            any(
+                entry[key] != params.get(name, shared.get(name))
+                for key, name in _CREDIT_SHARED.items()
+            )
+            or any(entry[key] is not None for key in _CREDIT_NULL)
+            or any(
+                lot[key] != params.get(name, shared.get(name)) for key, name in _LOT_SHARED.items()
+            )
+            or lot["warned_at"] is not None
+        ):
+            raise ValueError(f"credit {index} does not belong to this purchase: {credit}")
+        params.update({f"e{index}_{key}": entry[key] for key in _ENTRY_OWN})
+        params.update({f"l{index}_{key}": lot[key] for key in _LOT_OWN})
     params.update(
         card_id=card.id,
-        new_balance=balance,
-        new_spend=lifetime_spend,
-        new_tier=tier_key,
+        new_balance=rows.balance,
+        new_spend=rows.lifetime_spend,
+        new_tier=rows.tier_key,
         new_pass_time=pass_time,
-        requested_at=now,
+        requested_at=rows.now,
     )
-    purchase.id = connection.execute(_purchase_statement(len(credits)), params).scalar_one()
-    for key, value in values.items():
+    return params
+
+
+def write_purchase(session: Session, card: Card, state: CardState, rows: PurchaseRows) -> Purchase:
+    """:func:`write_purchase_rows` for a loaded ORM ``card`` (whose ``state`` was priced): the
+    purchase comes back as a persistent Purchase, and the card's loaded state is brought up to
+    date without a reload."""
+    purchase_id = write_purchase_rows(session, state, rows)
+    purchase = Purchase(id=purchase_id, **rows.values)
+    for key, value in rows.values.items():
         set_committed_value(purchase, key, value)
+    set_committed_value(purchase, "id", purchase_id)
     make_transient_to_detached(purchase)
     session.add(purchase)
-    set_committed_value(card, "points_balance", balance)
-    set_committed_value(card, "lifetime_spend", lifetime_spend)
-    set_committed_value(card, "tier_key", tier_key)
-    set_committed_value(card, "pass_updated_at", pass_time)
-    session.expire(card, ["content_version", "change_seq"])
+    set_committed_value(card, "points_balance", rows.balance)
+    set_committed_value(card, "lifetime_spend", rows.lifetime_spend)
+    set_committed_value(card, "tier_key", rows.tier_key)
+    session.expire(card, ["content_version", "change_seq", "pass_updated_at"])
     pending = session.identity_map.get(session.identity_key(WalletUpdate, card.id))
     if pending is not None:
         session.expire(pending)

@@ -37,6 +37,7 @@ discount and of cashback, ``brackets`` of a progressive discount, ``up_to``/``ra
 
 from __future__ import annotations
 
+import json
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
@@ -899,6 +900,13 @@ _TOP_KEYS = (
     "expiry",
     "transfers",
 )
+
+
+@lru_cache(maxsize=256)
+def parse_rules_document(document: str) -> ProgramRules:
+    """The rules of a JSON document, cached by its text: programs change rules rarely, and every
+    till request needs them (so a request pays a hash of the text, not a parse)."""
+    return parse_rules(json.loads(document))
 
 
 def parse_rules(data: Mapping[str, Any]) -> ProgramRules:

@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from passes.db import utcnow
+from passes.driver_sql import DriverStatement
 from passes.loyalty.models import ApiKey, Program, Store
 
 ROLES = ("store", "partner", "admin")
@@ -67,8 +68,8 @@ class KeyRejected(Exception):
 class Caller:
     """Who is asking: the identity of an authenticated API key, as plain values.
 
-    Every till request needs it, so it is read with one prebuilt statement rather than as an ORM
-    object with its store relationship."""
+    Every till request needs it, so it is read with one statement on the driver's cursor rather
+    than as an ORM object with its store relationship."""
 
     id: int
     program_id: int
@@ -89,24 +90,26 @@ _CALLER_COLUMNS = (
     ApiKey.revoked_at,
     ApiKey.expires_at,
 )
-_BY_PREFIX = (
+_BY_PREFIX = DriverStatement(
     select(*_CALLER_COLUMNS)
     .outerjoin(Store, Store.id == ApiKey.store_id)
     .where(ApiKey.prefix == bindparam("prefix"))
 )
-_BY_ID = (
+_BY_ID = DriverStatement(
     select(*_CALLER_COLUMNS)
     .outerjoin(Store, Store.id == ApiKey.store_id)
     .where(ApiKey.id == bindparam("key_id"))
 )
+_SECRET_HASH, _REVOKED_AT, _EXPIRES_AT = 6, 7, 8  # positions in _CALLER_COLUMNS
 
 
-def _caller(row: Any, now: datetime) -> Caller:
-    if row.revoked_at is not None:
+def _caller(row: tuple[Any, ...], now: datetime) -> Caller:
+    if row[_REVOKED_AT] is not None:
         raise KeyRejected("the API key has been revoked")
-    if row.expires_at is not None and row.expires_at <= now:
-        raise KeyRejected(f"the API key expired on {row.expires_at.isoformat()}")
-    return Caller(row.id, row.program_id, row.store_id, row.store_name, row.role, row.name)
+    expires_at = row[_EXPIRES_AT]
+    if expires_at is not None and expires_at <= now:
+        raise KeyRejected(f"the API key expired on {expires_at.isoformat()}")
+    return Caller(*row[:6])
 
 
 def authenticate(session: Session, token: str, now: datetime | None = None) -> Caller:
@@ -114,8 +117,8 @@ def authenticate(session: Session, token: str, now: datetime | None = None) -> C
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "lp" or not parts[1] or not parts[2]:
         raise KeyRejected("the API key is malformed (expected lp_<prefix>_<secret>)")
-    row = session.connection().execute(_BY_PREFIX, {"prefix": parts[1]}).first()
-    expected = row.secret_hash if row is not None else _hash("no such key")
+    row = _BY_PREFIX.first(session.connection(), {"prefix": parts[1]})
+    expected = row[_SECRET_HASH] if row is not None else _hash("no such key")
     if not hmac.compare_digest(_hash(parts[2]), expected) or row is None:
         raise KeyRejected("the API key is not valid")
     return _caller(row, now or utcnow())
@@ -124,7 +127,7 @@ def authenticate(session: Session, token: str, now: datetime | None = None) -> C
 def caller_by_id(session: Session, key_id: int, now: datetime | None = None) -> Caller:
     """The caller of a key already authenticated once (a signed-in staff session), re-checked:
     a key revoked or expired since then no longer counts."""
-    row = session.connection().execute(_BY_ID, {"key_id": key_id}).first()
+    row = _BY_ID.first(session.connection(), {"key_id": key_id})
     if row is None:
         raise KeyRejected("the API key no longer exists")
     return _caller(row, now or utcnow())

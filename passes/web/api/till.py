@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, request, session
@@ -25,10 +25,11 @@ from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
 from passes.db import utcnow
-from passes.loyalty import ledger
-from passes.loyalty.barcode import parse_till_input
-from passes.loyalty.calculator import Line, discount_rate
+from passes.loyalty import ledger, ledger_sql
+from passes.loyalty.barcode import ScannedCode, parse_till_input
+from passes.loyalty.calculator import Line, MemberContext, discount_rate
 from passes.loyalty.ledger import LedgerError, lock_card, lock_cards, rules_of
+from passes.loyalty.ledger_sql import CardState
 from passes.loyalty.models import (
     Card,
     IdempotencyRecord,
@@ -158,8 +159,41 @@ def parse(model: type[Body]) -> Body:
         ) from exc
 
 
-def idempotent(key: Caller, operation: Callable[[], tuple[int, dict[str, Any]]]) -> Response:
-    """Run ``operation`` (which writes but does not commit) exactly once per Idempotency-Key."""
+@dataclass(frozen=True)
+class KeyUse:
+    """This request's Idempotency-Key and the fingerprint of what it asked for."""
+
+    api_key_id: int
+    key: str
+    request_hash: str
+
+    def record(self, status: int, body: dict[str, Any]) -> dict[str, Any]:
+        """The idempotency_records row that answers this request with ``status`` and ``body``."""
+        return {
+            "api_key_id": self.api_key_id,
+            "key": self.key,
+            "request_hash": self.request_hash,
+            "status": status,
+            "body": body,
+            "created_at": utcnow(),
+        }
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """An operation's answer that the operation already wrote as its idempotency record (the
+    purchase writes it in the same statement as the purchase, saving a round trip)."""
+
+    status: int
+    body: dict[str, Any]
+
+
+Answer = tuple[int, dict[str, Any]] | StoredAnswer
+
+
+def key_use(key: Caller) -> KeyUse:
+    """The Idempotency-Key of this write (required) and the fingerprint of method, path and
+    body, so that the same key with another request is told apart from a retry."""
     idempotency_key = request.headers.get("Idempotency-Key", "").strip()
     if not idempotency_key:
         raise Problem(
@@ -178,38 +212,38 @@ def idempotent(key: Caller, operation: Callable[[], tuple[int, dict[str, Any]]])
             ]
         )
     ).hexdigest()
+    return KeyUse(key.id, idempotency_key, fingerprint)
+
+
+def idempotent(key: Caller, operation: Callable[[], Answer], use: KeyUse | None = None) -> Response:
+    """Run ``operation`` (which writes but does not commit) exactly once per Idempotency-Key."""
+    use = use or key_use(key)
     session = db()
     # Optimistic: retries are rare, so the happy path does not look the key up first. The unique
-    # (api key, Idempotency-Key) index decides at the INSERT below; a retry whose first attempt
-    # committed is rolled back whole there and answered from the record.
+    # (api key, Idempotency-Key) index decides when the answer is written; a retry whose first
+    # attempt committed is rolled back whole there and answered from the record.
     try:
-        status, body = operation()
-    except (Problem, LedgerError):
-        # A retry may fail where its first attempt succeeded (the points are spent now, or it
-        # waited for that attempt's row lock): the first answer wins over the new error.
-        session.rollback()
-        replay = _replay(key, idempotency_key, fingerprint)
-        if replay is not None:
-            return replay
-        raise
-    try:
-        session.flush()  # anything the operation left to the ORM, before the record
-        session.connection().execute(
-            _INSERT_RECORD,
-            {
-                "api_key_id": key.id,
-                "key": idempotency_key,
-                "request_hash": fingerprint,
-                "status": status,
-                "body": body,
-                "created_at": utcnow(),
-            },
-        )
+        try:
+            answer = operation()
+        except (Problem, LedgerError):
+            # A retry may fail where its first attempt succeeded (the points are spent now, or it
+            # waited for that attempt's row lock): the first answer wins over the new error.
+            session.rollback()
+            replay = _replay(use)
+            if replay is not None:
+                return replay
+            raise
+        if isinstance(answer, StoredAnswer):
+            status, body = answer.status, answer.body
+        else:
+            status, body = answer
+            session.flush()  # anything the operation left to the ORM, before the record
+            session.connection().execute(_INSERT_RECORD, use.record(status, body))
         session.commit()
     except IntegrityError:
         # A concurrent request with the same key committed first: ours is rolled back whole.
         session.rollback()
-        replay = _replay(key, idempotency_key, fingerprint)
+        replay = _replay(use)
         if replay is None:
             raise
         return replay
@@ -233,13 +267,13 @@ def _canonical(raw: bytes) -> bytes:
         return raw
 
 
-def _replay(key: Caller, idempotency_key: str, fingerprint: str) -> Response | None:
+def _replay(use: KeyUse) -> Response | None:
     record = (
-        db().connection().execute(_FIND_RECORD, {"api_key_id": key.id, "key": idempotency_key})
+        db().connection().execute(_FIND_RECORD, {"api_key_id": use.api_key_id, "key": use.key})
     ).first()
     if record is None:
         return None
-    if record.request_hash != fingerprint:
+    if record.request_hash != use.request_hash:
         raise Problem(
             409,
             "idempotency_key_reused",
@@ -274,8 +308,7 @@ _CARD = (
 _CARD_FOR_UPDATE = _CARD.with_for_update(of=Card).execution_options(populate_existing=True)
 
 
-def find_card(key: Caller, code: str, *, lock: bool = False) -> tuple[Card, bool]:
-    """The card a till scanned or typed, and whether it was a genuine scan."""
+def _parse_code(code: str) -> ScannedCode:
     parsed = parse_till_input(app_state().barcode_key, code)
     if parsed is None:
         raise Problem(
@@ -284,9 +317,26 @@ def find_card(key: Caller, code: str, *, lock: bool = False) -> tuple[Card, bool
             f"{code[:40]!r} is neither a card number (digits with a valid check digit) nor a "
             "loyalpass QR code",
         )
+    return parsed
+
+
+def find_card(key: Caller, code: str, *, lock: bool = False) -> tuple[Card, bool]:
+    """The card a till scanned or typed, and whether it was a genuine scan."""
+    parsed = _parse_code(code)
     # One round trip: find, load what the rules need, and (for writes) lock the card row.
     query = _CARD_FOR_UPDATE if lock else _CARD
     card = db().scalar(query, {"number": parsed.card_number})
+    if card is None:
+        raise Problem(404, "unknown_card", f"there is no card {parsed.card_number}")
+    if card.program_id != key.program_id:
+        raise Problem(403, "other_program", "this card belongs to another program")
+    return card, parsed.scanned
+
+
+def find_card_state(key: Caller, code: str, *, lock: bool = False) -> tuple[CardState, bool]:
+    """:func:`find_card` as plain values (see ``ledger_sql.read_card_state``)."""
+    parsed = _parse_code(code)
+    card = ledger_sql.read_card_state(db(), parsed.card_number, lock=lock)
     if card is None:
         raise Problem(404, "unknown_card", f"there is no card {parsed.card_number}")
     if card.program_id != key.program_id:
@@ -300,19 +350,27 @@ _STOCK = select(RewardStock.reward_key, RewardStock.remaining).where(
 
 
 def card_out(card: Card, scanned: bool) -> CardOut:
-    rules = rules_of(card.program)
-    member = ledger.member_context(db(), card, rules, utcnow())
-    affordable = [reward for reward in rules.rewards if reward.cost <= card.points_balance]
+    """What the till shows of a loaded ORM card, now."""
+    state = CardState.of(card, rules_of(card.program))
+    member = ledger.member_context(db(), state, utcnow())
+    return card_summary(state, scanned, balance=card.points_balance, member=member)
+
+
+def card_summary(card: CardState, scanned: bool, *, balance: int, member: MemberContext) -> CardOut:
+    """What the till shows of ``card`` holding ``balance``, for the member as ``member`` says
+    (the tier and period spend may be the ones a purchase is about to write)."""
+    rules = card.rules
+    affordable = [reward for reward in rules.rewards if reward.cost <= balance]
     stock: dict[str, int] = {}
     if any(reward.stock is not None for reward in affordable):  # most answers need no stock
         rows = db().execute(_STOCK, {"program_id": card.program_id})
         stock = {reward_key: remaining for reward_key, remaining in rows}
-    tier_name = card.program.tier_name(card.tier_key)
+    level = rules.tier_level(member.tier_key)
     return CardOut(
         number=card.number,
-        member_name=card.member.name,
-        balance=card.points_balance,
-        tier=TierOut(key=card.tier_key, name=tier_name) if card.tier_key and tier_name else None,
+        member_name=card.member_name,
+        balance=balance,
+        tier=TierOut(key=level.key, name=level.name) if level is not None else None,
         discount_rate=discount_rate(rules, member),
         rewards_available=[
             RewardOut(
@@ -337,8 +395,10 @@ def source_of(key: Caller) -> str:
 @till.get("/cards/<path:code>")
 def look_up(code: str) -> Response:
     key = api_key("store", "partner", "admin")
-    card, scanned = find_card(key, code)
-    return _json(card_out(card, scanned).model_dump(), 200)
+    card, scanned = find_card_state(key, code)
+    member = ledger.member_context(db(), card, utcnow())
+    summary = card_summary(card, scanned, balance=card.points_balance, member=member)
+    return _json(summary.model_dump(), 200)
 
 
 # --------------------------------------------------------------------------- writes
@@ -348,9 +408,12 @@ def look_up(code: str) -> Response:
 def purchase() -> Response:
     key = api_key("store", "admin")
     body = parse(PurchaseIn)
+    use = key_use(key)
 
-    def run() -> tuple[int, dict[str, Any]]:
-        card, scanned = find_card(key, body.card, lock=True)
+    def run() -> StoredAnswer:
+        # The hot path: the card is read as plain values in one statement, and on PostgreSQL
+        # the purchase, its entries, lots, card, outbox row and this answer go in one more.
+        card, scanned = find_card_state(key, body.card, lock=True)
         store_id = key.store_id
         if body.store is not None:
             store = db().scalar(
@@ -368,7 +431,7 @@ def purchase() -> Response:
             if body.lines is not None
             else None
         )
-        result = ledger.record_purchase(
+        plan = ledger.plan_purchase(
             db(),
             card,
             amount=body.amount,
@@ -377,25 +440,34 @@ def purchase() -> Response:
             store_id=store_id,
             receipt=body.receipt,
             source=source_of(key),
+            now=utcnow(),
         )
-        db().flush()  # one flush writes purchase, entries, lots, card and outbox
-        quote = result.quote
-        out = PurchaseOut(
-            id=result.purchase.id,
-            amount=quote.amount,
-            currency=body.currency,
-            discount=quote.discount,
-            discount_rate=quote.discount_rate,
-            paid=quote.paid,
-            points_earned=quote.points,
-            cashback_points=quote.cashback_points,
-            breakdown=[AppliedOut(**asdict(row)) for row in quote.breakdown],
-            tier_changed=result.tier_changed,
-            card=card_out(card, scanned),
-        )
-        return 201, out.model_dump()
+        quote = plan.quote
+        summary = card_summary(card, scanned, balance=plan.rows.balance, member=plan.member_after)
+        answered: dict[str, Any] = {}
 
-    return idempotent(key, run)
+        def answer(purchase_id: int) -> dict[str, Any]:
+            answered.update(
+                PurchaseOut(
+                    id=purchase_id,
+                    amount=quote.amount,
+                    currency=body.currency,
+                    discount=quote.discount,
+                    discount_rate=quote.discount_rate,
+                    paid=quote.paid,
+                    points_earned=quote.points,
+                    cashback_points=quote.cashback_points,
+                    breakdown=[AppliedOut(**asdict(row)) for row in quote.breakdown],
+                    tier_changed=plan.tier_changed,
+                    card=summary,
+                ).model_dump()
+            )
+            return use.record(201, answered)
+
+        ledger_sql.write_purchase_rows(db(), card, plan.rows, answer=answer)
+        return StoredAnswer(201, answered)
+
+    return idempotent(key, run, use)
 
 
 @till.post("/purchases/<int:purchase_id>/refund")

@@ -1,0 +1,90 @@
+"""Core statements run straight on the DB-API cursor: for the few statements on the till's hot
+path, where SQLAlchemy's per-execution work (cache key, execution context, result wrapping) cost
+more CPU than the database spent on them.
+
+A :class:`DriverStatement` is still written with SQLAlchemy Core against the mapped tables, so it
+stays true to the schema; it is compiled once per dialect and its parameters still go through the
+column types' bind processors (JSON, UTC timestamps). Only PostgreSQL takes the direct path; on
+SQLite (in-process, no round trips to save) the statement runs through SQLAlchemy as usual.
+Driver errors are re-raised as SQLAlchemy's, so callers catch ``IntegrityError`` either way, and a
+connection the driver lost is invalidated, as SQLAlchemy would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import Compiled
+
+
+_CURSOR = "passes.driver_sql.cursor"
+
+
+class _Compiled(NamedTuple):
+    sql: str
+    processors: dict[str, Callable[[Any], Any]]
+    constants: dict[str, Any]
+
+
+class DriverStatement:
+    """One Core statement that returns rows (a SELECT, or a write with RETURNING), executed on
+    the driver's cursor on PostgreSQL. Rows come back as plain tuples in the statement's column
+    order (no result processors: PostgreSQL's driver already returns aware timestamps and
+    decoded JSON)."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: _Compiled | None = None
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        if self._compiled is None:
+            compiled: Compiled = self.statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+            processors: dict[str, Callable[[Any], Any]] = {}
+            constants: dict[str, Any] = {}  # literal values in the statement are parameters too
+            for bind, name in compiled.bind_names.items():  # type: ignore[attr-defined]
+                processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if processor is not None:
+                    processors[name] = processor
+                if not bind.required:
+                    value = bind.effective_value
+                    constants[name] = processor(value) if processor is not None else value
+            self._compiled = _Compiled(compiled.string, processors, constants)
+        return self._compiled
+
+    def rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Execute with ``parameters`` (every bind parameter by name) and fetch all rows."""
+        if connection.dialect.name != "postgresql":
+            return [tuple(row) for row in connection.execute(self.statement, dict(parameters))]
+        compiled = self._compile(connection.dialect)
+        processors = compiled.processors
+        values = dict(compiled.constants)
+        for name, value in parameters.items():
+            values[name] = processors[name](value) if name in processors else value
+        pooled = connection.connection
+        try:
+            # One cursor per pooled connection, kept with it: a cursor remembers how to send
+            # each Python type, which a new cursor would work out again for every parameter.
+            cursor = pooled.info.get(_CURSOR)
+            if cursor is None:
+                assert pooled.driver_connection is not None
+                cursor = pooled.info[_CURSOR] = pooled.driver_connection.cursor()
+            cursor.execute(compiled.sql, values)
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            return rows
+        except connection.dialect.loaded_dbapi.Error as exc:
+            if connection.dialect.is_disconnect(exc, connection.connection, None):
+                connection.invalidate(exc)
+            raise DBAPIError.instance(
+                compiled.sql, values, exc, connection.dialect.loaded_dbapi.Error
+            ) from exc
+
+    def first(
+        self, connection: Connection, parameters: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        rows = self.rows(connection, parameters)
+        return rows[0] if rows else None
