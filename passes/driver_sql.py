@@ -21,7 +21,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import Compiled
 
-
 _CURSOR = "passes.driver_sql.cursor"
 
 

@@ -15,7 +15,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from passes.config import DEFAULTS, coerce_booleans
-from passes.db import make_engine, make_sessionmaker
+from passes.db import ThreadConnections, make_engine, make_sessionmaker
 from passes.loyalty.barcode import derive_barcode_key
 from passes.mail import Mailer
 from passes.state import AppState
@@ -80,6 +80,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["passes"] = AppState(
         engine=engine,
         sessionmaker=make_sessionmaker(engine),
+        thread_connections=(
+            ThreadConnections(engine) if engine.dialect.name == "postgresql" else None
+        ),
         barcode_key=derive_barcode_key(app.config["BARCODE_KEY"] or app.config["SECRET_KEY"]),
         mailer=Mailer(
             server=app.config["MAIL_SERVER"],

@@ -22,7 +22,14 @@ from passes.state import AppState
 from passes.wallet.apple.certificates import SigningMaterial, load_dev_chain_material
 from passes.wallet.apple.devcerts import DevChain, create_dev_chain
 from postgres import Cluster, start_cluster
-from support import PASS_TYPE_IDENTIFIER, TEAM_IDENTIFIER, Inbox, app_config, free_port
+from support import (
+    PASS_TYPE_IDENTIFIER,
+    TEAM_IDENTIFIER,
+    Inbox,
+    app_config,
+    free_port,
+    join_test_transaction,
+)
 
 ENGINES = ("sqlite", "postgresql")
 
@@ -123,8 +130,7 @@ def app(
     app = create_app(app_config(dev_chain, database_url))
     app.instance_path = str(tmp_path)
     state: AppState = app.extensions["passes"]
-    state.engine.dispose()
-    state.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+    join_test_transaction(state, connection)
     yield app
 
 

@@ -9,7 +9,10 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from flask.testing import FlaskClient
+from sqlalchemy import Connection
 
+from passes.db import DirectConnection
+from passes.state import AppState
 from passes.wallet.apple.devcerts import DevChain
 from passes.wallet.apple.pass_json import PassIdentity
 from passes.wallet.sample import SAMPLE_BRANDING, sample_card_view
@@ -103,3 +106,11 @@ def google_settings(fake: Any, key_file: Any) -> dict[str, object]:
         "GOOGLE_SYNC_THREADS": 1,  # sessions share the test's one connection
         "GOOGLE_RATE_LIMIT": 1000,
     }
+
+
+def join_test_transaction(state: AppState, connection: Connection) -> None:
+    """Make the app's sessions and direct connections work inside the test's transaction (in
+    savepoints), which is rolled back after the test."""
+    state.engine.dispose()
+    state.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+    state.connect = lambda: DirectConnection.joined(connection)

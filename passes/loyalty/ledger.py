@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from passes.db import utcnow
@@ -290,7 +290,7 @@ class PurchaseResult:
     tier_changed: bool
 
 
-def _period_spend(session: Session, card_id: int, since: datetime) -> int:
+def _period_spend(session: Session | Connection, card_id: int, since: datetime) -> int:
     """What the member paid since ``since``, net of refunds (the progressive discount's base)."""
     spent = session.scalar(
         select(
@@ -305,7 +305,7 @@ def _period_spend(session: Session, card_id: int, since: datetime) -> int:
     return int(spent or 0)
 
 
-def member_context(session: Session, card: CardState, now: datetime) -> MemberContext:
+def member_context(session: Session | Connection, card: CardState, now: datetime) -> MemberContext:
     """What the rules need to know about the member at ``now``: birthday, tier, spend in the
     current discount period (before this purchase) and whether they ever bought anything."""
     rules = card.rules
@@ -328,7 +328,9 @@ def member_context(session: Session, card: CardState, now: datetime) -> MemberCo
     )
 
 
-def tier_metric(session: Session, card_id: int, rules: ProgramRules, now: datetime) -> int:
+def tier_metric(
+    session: Session | Connection, card_id: int, rules: ProgramRules, now: datetime
+) -> int:
     """The value tiers qualify on: net spend or points earned within the rules' window."""
     if rules.tiers is None:
         return 0
@@ -347,7 +349,11 @@ def tier_metric(session: Session, card_id: int, rules: ProgramRules, now: dateti
 
 
 def _upgraded_tier_key(
-    session: Session, card: CardState, rules: ProgramRules, now: datetime, pending: int = 0
+    session: Session | Connection,
+    card: CardState,
+    rules: ProgramRules,
+    now: datetime,
+    pending: int = 0,
 ) -> str | None:
     """The tier the card moves up to now, or None when it stays (tiers only rise here).
     ``pending``: what a change not yet written adds to the metric (a purchase's paid amount
@@ -382,7 +388,7 @@ class PurchasePlan:
 
 
 def plan_purchase(
-    session: Session,
+    session: Session | Connection,
     card: CardState,
     *,
     amount: int,
@@ -482,6 +488,7 @@ def record_purchase(
 ) -> PurchaseResult:
     """Price and write a purchase of a loaded, locked ORM card (see :func:`plan_purchase`)."""
     now = now or utcnow()
+    session.flush()  # the rules read purchases and entries: pending ones must be in the database
     state = CardState.of(card, rules_of(card.program))
     plan = plan_purchase(
         session,

@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
+    Connection,
     Table,
     Text,
     bindparam,
@@ -190,10 +191,12 @@ def change_card(
 
 @dataclass(frozen=True, slots=True)
 class CardState:
-    """A card as a purchase sees it under its row lock, as plain values: the till reads it in one
-    statement and builds no ORM objects. ``reserved_purchase_id`` (PostgreSQL) is the purchase's
-    id, drawn from its sequence by the same read, so the till's answer, which names the purchase,
-    can be stored in the same statement as the purchase itself."""
+    """A card as a purchase reads it, as plain values (the till reads it in one statement and
+    builds no ORM objects). ``content_version`` is the version read: the purchase is written only
+    if the card is still at it (every card change bumps it), so the till needs no row lock and no
+    transaction around its read. ``reserved_purchase_id`` (PostgreSQL) is the purchase's id,
+    drawn from its sequence by the same read, so the till's answer, which names the purchase, is
+    stored by the same statement as the purchase."""
 
     id: int
     program_id: int
@@ -203,6 +206,7 @@ class CardState:
     points_balance: int
     lifetime_spend: int
     tier_key: str | None
+    content_version: int
     pass_updated_at: datetime
     design_updated_at: datetime
     rules: ProgramRules
@@ -220,6 +224,7 @@ class CardState:
             points_balance=card.points_balance,
             lifetime_spend=card.lifetime_spend,
             tier_key=card.tier_key,
+            content_version=card.content_version,
             pass_updated_at=card.pass_updated_at,
             design_updated_at=card.program.design_updated_at,
             rules=rules,
@@ -235,6 +240,7 @@ _STATE_COLUMNS = (
     CARDS.c.points_balance,
     CARDS.c.lifetime_spend,
     CARDS.c.tier_key,
+    CARDS.c.content_version,
     CARDS.c.pass_updated_at,
     PROGRAMS.c.design_updated_at,
     cast_(PROGRAMS.c.rules, Text),  # the text keys the parsed-rules cache; no JSON decoding
@@ -246,22 +252,28 @@ _STATE = (
     select(*_STATE_COLUMNS).select_from(_STATE_FROM).where(CARDS.c.number == bindparam("number"))
 )
 _READ_STATE = DriverStatement(_STATE)
-# SQLite transactions begin IMMEDIATE: a read in one is already serialised with every writer.
-_LOCK_STATE = {
-    "postgresql": DriverStatement(
-        _STATE.add_columns(
-            func.nextval(func.pg_get_serial_sequence("purchases", "id"))
-        ).with_for_update(of=CARDS)
+_NEXT_PURCHASE_ID = func.nextval(func.pg_get_serial_sequence("purchases", "id"))
+# (for a purchase, locked): SQLite transactions begin IMMEDIATE, so every read in one is already
+# serialised with every writer.
+_READ_STATE_FOR_PURCHASE = {
+    ("postgresql", False): DriverStatement(_STATE.add_columns(_NEXT_PURCHASE_ID)),
+    ("postgresql", True): DriverStatement(
+        _STATE.add_columns(_NEXT_PURCHASE_ID).with_for_update(of=CARDS)
     ),
-    "sqlite": _READ_STATE,
+    ("sqlite", False): _READ_STATE,
+    ("sqlite", True): _READ_STATE,
 }
 
 
-def read_card_state(session: Session, number: str, *, lock: bool = False) -> CardState | None:
-    """The state of the card numbered ``number`` (None when there is none). ``lock``: take the
-    card's row lock for a purchase, and reserve the purchase's id."""
-    connection = session.connection()
-    statement = _LOCK_STATE[connection.dialect.name] if lock else _READ_STATE
+def read_card_state(
+    connection: Connection, number: str, *, for_purchase: bool = False, lock: bool = False
+) -> CardState | None:
+    """The state of the card numbered ``number`` (None when there is none). ``for_purchase``:
+    also reserve the id of the purchase about to be written (PostgreSQL); ``lock``: and hold the
+    card's row lock until the end of the transaction (which the caller opened)."""
+    statement = (
+        _READ_STATE_FOR_PURCHASE[connection.dialect.name, lock] if for_purchase else _READ_STATE
+    )
     row = statement.first(connection, {"number": number})
     if row is None:
         return None
@@ -274,10 +286,11 @@ def read_card_state(session: Session, number: str, *, lock: bool = False) -> Car
         points_balance=row[5],
         lifetime_spend=row[6],
         tier_key=row[7],
-        pass_updated_at=row[8],
-        design_updated_at=row[9],
-        rules=parse_rules_document(row[10] or "{}"),
-        reserved_purchase_id=row[11] if len(row) > 11 else None,
+        content_version=row[8],
+        pass_updated_at=row[9],
+        design_updated_at=row[10],
+        rules=parse_rules_document(row[11] or "{}"),
+        reserved_purchase_id=row[12] if len(row) > 12 else None,
     )
 
 
@@ -328,23 +341,50 @@ def _typed_null(column: Any) -> Any:
     return cast_(null(), column.type)
 
 
+def _from_guard(table: Table, values: dict[str, Any], guard: Any) -> Any:
+    """INSERT ``values`` into ``table`` once for each row of ``guard`` (one row, or none)."""
+    return insert(table).from_select(list(values), select(*values.values()).select_from(guard))
+
+
 @cache
 def _purchase_statement(credits: int, *, given_id: bool, answer: bool) -> DriverStatement:
-    """PostgreSQL: the purchase, ``credits`` entries with their lots, the card's new state, its
-    outbox row and (``answer``) the till's stored answer, as one statement of data-modifying CTEs:
-    one round trip instead of seven. ``given_id``: the purchase id was reserved beforehand.
+    """PostgreSQL: the card's new state, the purchase, ``credits`` entries with their lots, the
+    card's outbox row and (``answer``) the till's stored answer, as one statement of
+    data-modifying CTEs: one round trip instead of seven. ``given_id``: the purchase id was
+    reserved beforehand.
 
+    Everything hangs on the card's UPDATE, which applies only if the card is still at the
+    version the purchase was priced from: otherwise no row is written and the statement returns
+    no row. (A concurrent writer's row lock makes the UPDATE wait, then see the new version.)
     Foreign keys are checked at the end of the statement, when every row of it exists."""
+    card = (
+        update(CARDS)
+        .where(
+            CARDS.c.id == bindparam("card_id"),
+            CARDS.c.content_version == bindparam("read_version"),
+        )
+        .values(
+            points_balance=bindparam("new_balance"),
+            lifetime_spend=bindparam("new_spend"),
+            tier_key=bindparam("new_tier"),
+            content_version=CARDS.c.content_version + literal_column("1"),
+            pass_updated_at=bindparam("new_pass_time", type_=CARDS.c.pass_updated_at.type),
+            change_seq=STAMP_EXPRESSIONS["postgresql"],
+        )
+        .returning(CARDS.c.id)
+        .cte("c")
+    )
     purchase_columns = ("id", *_COLUMNS[Purchase]) if given_id else _COLUMNS[Purchase]
     purchase = (
-        insert(PURCHASES)
-        .values(
-            {key: bindparam(f"p_{key}", type_=PURCHASES.c[key].type) for key in purchase_columns}
+        _from_guard(
+            PURCHASES,
+            {key: bindparam(f"p_{key}", type_=PURCHASES.c[key].type) for key in purchase_columns},
+            card,
         )
         .returning(PURCHASES.c.id)
         .cte("p")
     )
-    ctes: list[Any] = []
+    ctes: list[Any] = [card]
     for index in range(credits):
         entry_values = {
             key: bindparam(_CREDIT_SHARED[key], type_=ENTRIES.c[key].type)
@@ -385,31 +425,27 @@ def _purchase_statement(credits: int, *, given_id: bool, answer: bool) -> Driver
             .cte(f"l{index}")
         )
         ctes += [entry, lot]
-    card = (
-        update(CARDS)
-        .where(CARDS.c.id == bindparam("card_id"))
-        .values(
-            points_balance=bindparam("new_balance"),
-            lifetime_spend=bindparam("new_spend"),
-            tier_key=bindparam("new_tier"),
-            content_version=CARDS.c.content_version + literal_column("1"),
-            pass_updated_at=bindparam("new_pass_time", type_=CARDS.c.pass_updated_at.type),
-            change_seq=STAMP_EXPRESSIONS["postgresql"],
-        )
-        .returning(CARDS.c.id)
-        .cte("c")
+    outbox = postgresql_insert(WALLET_UPDATES).from_select(
+        [
+            "card_id",
+            "revision",
+            "apple_pending",
+            "google_pending",
+            "requested_at",
+            "apple_attempts",
+            "google_attempts",
+        ],
+        select(
+            card.c.id,
+            literal_column("1"),
+            true(),
+            true(),
+            bindparam("requested_at", type_=WALLET_UPDATES.c.requested_at.type),
+            literal_column("0"),
+            literal_column("0"),
+        ),
     )
-    outbox = postgresql_insert(WALLET_UPDATES).values(
-        card_id=bindparam("card_id"),
-        revision=literal_column("1"),
-        apple_pending=true(),
-        google_pending=true(),
-        requested_at=bindparam("requested_at", type_=WALLET_UPDATES.c.requested_at.type),
-        apple_attempts=literal_column("0"),
-        google_attempts=literal_column("0"),
-    )
-    ctes += [
-        card,
+    ctes.append(
         outbox.on_conflict_do_update(
             index_elements=[WALLET_UPDATES.c.card_id],
             set_={
@@ -420,12 +456,15 @@ def _purchase_statement(credits: int, *, given_id: bool, answer: bool) -> Driver
             },
         )
         .returning(WALLET_UPDATES.c.card_id)
-        .cte("w"),
-    ]
+        .cte("w")
+    )
     if answer:
         ctes.append(
-            insert(ANSWERS)
-            .values({key: bindparam(f"a_{key}", type_=ANSWERS.c[key].type) for key in _ANSWER_KEYS})
+            _from_guard(
+                ANSWERS,
+                {key: bindparam(f"a_{key}", type_=ANSWERS.c[key].type) for key in _ANSWER_KEYS},
+                card,
+            )
             .returning(ANSWERS.c.id)
             .cte("a")
         )
@@ -437,27 +476,27 @@ _INSERT_ANSWER = insert(ANSWERS)
 
 
 def write_purchase_rows(
-    session: Session,
+    connection: Connection,
     card: CardState,
     rows: PurchaseRows,
     *,
     answer: Callable[[int], dict[str, Any]] | None = None,
-) -> int:
-    """Write a priced purchase of the locked ``card``: the purchase, its credits and lots, the
-    card's new state with its pass version bump, its outbox row and, when given, the till's
-    ``answer`` (the idempotency_records row that names the purchase by the id it is given), in
-    the caller's transaction; the purchase's id.
+) -> int | None:
+    """Write a priced purchase of ``card``: the card's new state with its pass version bump, the
+    purchase, its credits and lots, its outbox row and, when given, the till's ``answer`` (the
+    idempotency_records row that names the purchase by the id it is given); the purchase's id.
 
-    On PostgreSQL this is one statement (the id was reserved when the card was read); on SQLite
-    (in-process, no round trips to save) the same rows are written one statement at a time.
-    A duplicate answer raises IntegrityError with nothing written."""
+    Nothing is written, and None returned, when the card is no longer at the version it was read
+    at: the caller reads it again and prices again. On PostgreSQL this is one statement (in a
+    transaction of its own, or the caller's); on SQLite (in-process, no round trips to save) the
+    same rows are written one statement at a time, in the caller's transaction. A duplicate
+    answer raises IntegrityError with nothing written."""
     pass_time = next_pass_time(card.pass_updated_at, card.design_updated_at)
-    connection = session.connection()
     if connection.dialect.name == "postgresql":
         params = _purchase_parameters(card, rows, pass_time, card.reserved_purchase_id)
         if answer is not None:
             if card.reserved_purchase_id is None:
-                raise ValueError("an answer needs the purchase id reserved by a locking read")
+                raise ValueError("an answer needs the purchase id reserved when the card was read")
             record = answer(card.reserved_purchase_id)
             params.update({f"a_{key}": record[key] for key in _ANSWER_KEYS})
         statement = _purchase_statement(
@@ -466,10 +505,22 @@ def write_purchase_rows(
             answer=answer is not None,
         )
         row = statement.first(connection, params)
-        assert row is not None
-        purchase_id: int = row[0]
-        return purchase_id
-    purchase_id = connection.execute(_INSERT_PURCHASE, rows.values).scalar_one()
+        return None if row is None else int(row[0])
+    change_stamp(connection)  # advances SQLite's counter; the statement carries the expression
+    changed = connection.execute(
+        _UPDATE_CARD_AT_VERSION,
+        {
+            "card_id": card.id,
+            "read_version": card.content_version,
+            "new_balance": rows.balance,
+            "new_spend": rows.lifetime_spend,
+            "new_tier": rows.tier_key,
+            "new_pass_time": pass_time,
+        },
+    )
+    if changed.rowcount != 1:
+        return None
+    purchase_id: int = connection.execute(_INSERT_PURCHASE, rows.values).scalar_one()
     for credit in rows.credits:
         entry_id = connection.execute(
             _INSERT_ENTRY, {**credit.entry, "purchase_id": purchase_id}
@@ -477,21 +528,15 @@ def write_purchase_rows(
         connection.execute(
             _INSERT_LOT, {**credit.lot, "entry_id": entry_id, "purchase_id": purchase_id}
         )
-    change_stamp(session)  # advances SQLite's counter; the statement carries the expression
-    connection.execute(
-        _UPDATE_CARD[connection.dialect.name],
-        {
-            "card_id": card.id,
-            "new_balance": rows.balance,
-            "new_spend": rows.lifetime_spend,
-            "new_tier": rows.tier_key,
-            "new_pass_time": pass_time,
-        },
-    )
-    queue_wallet_update(session, card.id, rows.now)
+    queue_wallet_update(connection, card.id, rows.now)
     if answer is not None:
         connection.execute(_INSERT_ANSWER, answer(purchase_id))
     return purchase_id
+
+
+_UPDATE_CARD_AT_VERSION = _UPDATE_CARD["sqlite"].where(
+    CARDS.c.content_version == bindparam("read_version")
+)
 
 
 def _purchase_parameters(
@@ -519,6 +564,7 @@ def _purchase_parameters(
         params.update({f"l{index}_{key}": lot[key] for key in _LOT_OWN})
     params.update(
         card_id=card.id,
+        read_version=card.content_version,
         new_balance=rows.balance,
         new_spend=rows.lifetime_spend,
         new_tier=rows.tier_key,
@@ -531,8 +577,10 @@ def _purchase_parameters(
 def write_purchase(session: Session, card: Card, state: CardState, rows: PurchaseRows) -> Purchase:
     """:func:`write_purchase_rows` for a loaded ORM ``card`` (whose ``state`` was priced): the
     purchase comes back as a persistent Purchase, and the card's loaded state is brought up to
-    date without a reload."""
-    purchase_id = write_purchase_rows(session, state, rows)
+    date without a reload. The card must be locked (so its version cannot move)."""
+    purchase_id = write_purchase_rows(session.connection(), state, rows)
+    if purchase_id is None:
+        raise RuntimeError(f"card {card.id} changed while locked: was it locked?")
     purchase = Purchase(id=purchase_id, **rows.values)
     for key, value in rows.values.items():
         set_committed_value(purchase, key, value)

@@ -16,7 +16,16 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, inspect, literal_column, select, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    event,
+    func,
+    inspect,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from passes.db import upsert_insert, utcnow
@@ -41,9 +50,9 @@ _ADVANCE_COUNTER = (
 )
 
 
-def change_stamp(session: Session) -> Any:
+def change_stamp(session: Session | Connection) -> Any:
     """The SQL expression of this change's stamp (advancing SQLite's counter first)."""
-    connection = session.connection()
+    connection = session.connection() if isinstance(session, Session) else session
     if connection.dialect.name == "sqlite":
         connection.execute(_ADVANCE_COUNTER)
     return STAMP_EXPRESSIONS[connection.dialect.name]
@@ -136,16 +145,19 @@ def _wallet_upsert(dialect: str) -> Any:
 _WALLET_UPSERT = {dialect: _wallet_upsert(dialect) for dialect in ("postgresql", "sqlite")}
 
 
-def queue_wallet_update(session: Session, card_id: int, now: datetime | None = None) -> None:
+def queue_wallet_update(
+    session: Session | Connection, card_id: int, now: datetime | None = None
+) -> None:
     """Mark the card's wallets as needing an update, in the caller's transaction."""
-    connection = session.connection()
+    connection = session.connection() if isinstance(session, Session) else session
     connection.execute(
         _WALLET_UPSERT[connection.dialect.name],
         {"card_id": card_id, "requested_at": now or utcnow()},
     )
-    pending = session.identity_map.get(session.identity_key(WalletUpdate, card_id))
-    if pending is not None:
-        session.expire(pending)
+    if isinstance(session, Session):
+        pending = session.identity_map.get(session.identity_key(WalletUpdate, card_id))
+        if pending is not None:
+            session.expire(pending)
 
 
 def bump_design(session: Session, program: Program) -> None:

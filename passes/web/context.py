@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
+from passes.db import DirectConnection
 from passes.state import AppState
 
 
@@ -23,7 +24,21 @@ def db() -> Session:
     return session
 
 
+def db_connection() -> DirectConnection:
+    """This request's direct connection, for the till's hot path, which needs neither the ORM
+    nor a transaction around its reads (see ``DirectConnection``). Closed at teardown; anything
+    uncommitted is rolled back."""
+    direct: DirectConnection | None = g.get("_db_direct")
+    if direct is None:
+        direct = app_state().direct_connection()
+        g._db_direct = direct
+    return direct
+
+
 def close_db(_exc: BaseException | None = None) -> None:
     session: Session | None = g.pop("_db_session", None)
     if session is not None:
         session.close()
+    direct: DirectConnection | None = g.pop("_db_direct", None)
+    if direct is not None:
+        direct.close()

@@ -13,7 +13,8 @@ from factories import BARCODE_KEY, make_card, make_program
 from passes.db import utcnow
 from passes.loyalty import ledger
 from passes.loyalty.enrollment import Applicant, enroll
-from passes.loyalty.models import Card, LedgerEntry, PointLot
+from passes.loyalty.ledger_sql import CardState, read_card_state, write_purchase_rows
+from passes.loyalty.models import Card, LedgerEntry, PointLot, Purchase
 
 EXPIRING = {
     "currency": "RUB",
@@ -126,3 +127,60 @@ def test_credit_and_debit_refuse_what_the_rules_forbid(db_session: Session) -> N
         is None
     )
     assert card.points_balance == 0
+
+
+def price(session: Session, state: CardState, amount: int) -> ledger.PurchasePlan:
+    return ledger.plan_purchase(
+        session.connection(),
+        state,
+        amount=amount,
+        currency="RUB",
+        lines=None,
+        store_id=None,
+        receipt=None,
+        source="test",
+        now=utcnow(),
+    )
+
+
+def test_a_purchase_priced_from_a_card_that_changed_since_is_not_written(
+    db_session: Session,
+) -> None:
+    card = make_card(db_session, make_program(db_session, rules=EXPIRING))
+    db_session.flush()
+    connection = db_session.connection()
+    stale = read_card_state(connection, card.number, for_purchase=True)
+    assert stale is not None and stale.content_version == card.content_version
+    ledger.adjust(db_session, card, points=7, reason="goodwill", actor="test")  # a version bump
+    db_session.flush()
+
+    assert write_purchase_rows(connection, stale, price(db_session, stale, 10_000).rows) is None
+    purchases = db_session.scalars(select(Purchase).where(Purchase.card_id == card.id)).all()
+    assert purchases == []
+    db_session.refresh(card)
+    assert card.points_balance == 7  # the stale balance (0 + 100) was not written over it
+
+    fresh = read_card_state(connection, card.number, for_purchase=True)
+    assert fresh is not None and fresh.points_balance == 7
+    purchase_id = write_purchase_rows(connection, fresh, price(db_session, fresh, 10_000).rows)
+    assert purchase_id is not None
+    db_session.refresh(card)
+    assert card.points_balance == 107 and card.content_version == fresh.content_version + 1
+    assert ledger.check_ledger(db_session) == []
+
+
+def test_a_card_read_for_a_purchase_names_its_program_rules_and_version(
+    db_session: Session,
+) -> None:
+    card = make_card(db_session, make_program(db_session, rules=EXPIRING))
+    db_session.flush()
+    state = read_card_state(db_session.connection(), card.number)
+    assert state is not None
+    assert (state.id, state.program_id, state.member_name) == (
+        card.id,
+        card.program_id,
+        card.member.name,
+    )
+    assert state.rules.tier_level("gourmet") is not None
+    assert state.pass_updated_at.tzinfo is not None
+    assert read_card_state(db_session.connection(), "0000000000000000") is None

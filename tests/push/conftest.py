@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from passes import create_app
 from passes.state import AppState
 from passes.wallet.apple.devcerts import DevChain
-from support import apns_settings, app_config
+from support import apns_settings, app_config, join_test_transaction
 
 
 @pytest.fixture
@@ -38,8 +38,7 @@ def push_app(
     app = create_app(app_config(dev_chain, database_url, **apns_settings(apns)))
     app.instance_path = str(tmp_path)
     state: AppState = app.extensions["passes"]
-    state.engine.dispose()
-    state.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+    join_test_transaction(state, connection)
     yield app
     service = app.extensions.get("passes_apple_push")
     if service is not None:

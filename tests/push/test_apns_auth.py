@@ -24,7 +24,7 @@ from passes.push.apns import ApnsClient, tls_context
 from passes.push.registrations import register
 from passes.push.service import apns_client_factory
 from passes.wallet.apple.devcerts import DevChain
-from support import apns_settings, app_config
+from support import apns_settings, app_config, join_test_transaction
 
 KEY_ID = "ABC123DEFG"
 
@@ -77,8 +77,7 @@ def token_app(
     app = create_app(app_config(dev_chain, database_url, **settings))
     app.instance_path = str(tmp_path)
     state = app.extensions["passes"]
-    state.engine.dispose()
-    state.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+    join_test_transaction(state, connection)
     yield app
     service = app.extensions.get("passes_apple_push")
     if service is not None:

@@ -22,7 +22,13 @@ from passes.loyalty.models import Card, WalletUpdate
 from passes.state import AppState
 from passes.wallet.apple.devcerts import DevChain
 from passes.web.api.keys import issue_key
-from support import PASS_TYPE_IDENTIFIER, apns_settings, app_config, google_settings
+from support import (
+    PASS_TYPE_IDENTIFIER,
+    apns_settings,
+    app_config,
+    google_settings,
+    join_test_transaction,
+)
 
 RULES = {"currency": "RUB", "earning": {"points": 1, "per_amount": 100}}
 
@@ -43,8 +49,7 @@ def wallets_app(
         app = create_app(app_config(dev_chain, database_url, **settings))
         app.instance_path = str(tmp_path)
         state: AppState = app.extensions["passes"]
-        state.engine.dispose()
-        state.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+        join_test_transaction(state, connection)
         yield app, google
         for service in (push_service(app), google_service(app)):
             if service is not None:

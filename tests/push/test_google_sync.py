@@ -32,7 +32,7 @@ from passes.state import AppState
 from passes.wallet.apple.devcerts import DevChain
 from passes.wallet.google.save_link import SAVE_URL
 from passes.wallet.view import CardView, Offer
-from support import app_config, google_settings
+from support import app_config, google_settings, join_test_transaction
 
 
 @pytest.fixture(autouse=True)
@@ -69,8 +69,7 @@ def google_app(
     app = create_app(app_config(dev_chain, database_url, **settings))
     app.instance_path = str(tmp_path)
     state: AppState = app.extensions["passes"]
-    state.engine.dispose()
-    state.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+    join_test_transaction(state, connection)
     yield app
     service = google_service(app)
     if service is not None:

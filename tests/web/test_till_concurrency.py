@@ -178,3 +178,35 @@ def test_racing_full_refunds_under_different_keys_refund_once(
         purchase = session.get(Purchase, purchase_id)
         assert purchase is not None and purchase.refunded_amount == 10_000
         assert [d for d in check_ledger(session) if d.card_id == card_id] == []
+
+
+def test_tills_buying_on_one_card_at_once_all_get_their_points(
+    committed_app: tuple[Flask, str, int, str], engine: Engine
+) -> None:
+    """Purchases on one card read it without a lock and write only if it did not change since;
+    colliding ones price again, and the last attempt locks the card: none fails, none is lost."""
+    app, token, card_id, number = committed_app
+    rounds = 5
+
+    def buy(client: Any, index: int) -> Any:
+        return [
+            client.post(
+                "/api/v1/purchases",
+                json={"card": number, "amount": 55_000, "currency": "RUB"},
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"{index}-{n}"},
+            )
+            for n in range(rounds)
+        ]
+
+    responses = [response for batch in race(app, buy) for response in batch]
+    assert [response.status_code for response in responses] == [201] * THREADS * rounds
+    balances = sorted(response.get_json()["card"]["balance"] for response in responses)
+    assert balances == [100 + 55 * n for n in range(1, THREADS * rounds + 1)]  # each saw its own
+    with make_sessionmaker(engine)() as session:
+        card = session.get(Card, card_id)
+        assert card is not None and card.points_balance == 100 + 55 * THREADS * rounds
+        purchases = session.scalar(
+            select(func.count()).select_from(Purchase).where(Purchase.card_id == card_id)
+        )
+        assert purchases == THREADS * rounds
+        assert [d for d in check_ledger(session) if d.card_id == card_id] == []

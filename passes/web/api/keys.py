@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from passes.db import utcnow
@@ -112,22 +112,24 @@ def _caller(row: tuple[Any, ...], now: datetime) -> Caller:
     return Caller(*row[:6])
 
 
-def authenticate(session: Session, token: str, now: datetime | None = None) -> Caller:
+def authenticate(session: Session | Connection, token: str, now: datetime | None = None) -> Caller:
     """The caller ``token`` identifies, or KeyRejected. Unknown prefixes still cost a comparison."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "lp" or not parts[1] or not parts[2]:
         raise KeyRejected("the API key is malformed (expected lp_<prefix>_<secret>)")
-    row = _BY_PREFIX.first(session.connection(), {"prefix": parts[1]})
+    connection = session.connection() if isinstance(session, Session) else session
+    row = _BY_PREFIX.first(connection, {"prefix": parts[1]})
     expected = row[_SECRET_HASH] if row is not None else _hash("no such key")
     if not hmac.compare_digest(_hash(parts[2]), expected) or row is None:
         raise KeyRejected("the API key is not valid")
     return _caller(row, now or utcnow())
 
 
-def caller_by_id(session: Session, key_id: int, now: datetime | None = None) -> Caller:
+def caller_by_id(session: Session | Connection, key_id: int, now: datetime | None = None) -> Caller:
     """The caller of a key already authenticated once (a signed-in staff session), re-checked:
     a key revoked or expired since then no longer counts."""
-    row = _BY_ID.first(session.connection(), {"key_id": key_id})
+    connection = session.connection() if isinstance(session, Session) else session
+    row = _BY_ID.first(connection, {"key_id": key_id})
     if row is None:
         raise KeyRejected("the API key no longer exists")
     return _caller(row, now or utcnow())

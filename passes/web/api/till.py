@@ -11,20 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, request, session
 from flask_wtf.csrf import validate_csrf
 from pydantic import BaseModel
 from pydantic import ValidationError as BodyError
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Connection, Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session, joinedload
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
-from passes.db import utcnow
+from passes.db import DirectConnection, utcnow
 from passes.loyalty import ledger, ledger_sql
 from passes.loyalty.barcode import ScannedCode, parse_till_input
 from passes.loyalty.calculator import Line, MemberContext, discount_rate
@@ -58,7 +60,7 @@ from passes.web.api.schemas import (
     TransferIn,
     TransferOut,
 )
-from passes.web.context import app_state, db
+from passes.web.context import app_state, db, db_connection
 
 till = Blueprint("till", __name__, url_prefix="/api/v1")
 Body = TypeVar("Body", bound=BaseModel)
@@ -86,8 +88,9 @@ def _http_error(error: HTTPException) -> Response:
     return problem_response(status, f"http_{status}", error.description or "")
 
 
-def api_key(*roles: str) -> Caller:
-    """The authenticated key of this request, which must have one of ``roles``.
+def api_key(*roles: str, connection: Connection | None = None) -> Caller:
+    """The authenticated key of this request, which must have one of ``roles``; read through
+    ``connection`` when the route works on one (see ``db_connection``) rather than the session.
 
     Tills send ``Authorization: Bearer <key>``. The staff scanner page (``/store``) instead holds
     a key in its signed session cookie, and then every write must carry the page's CSRF token in
@@ -95,13 +98,13 @@ def api_key(*roles: str) -> Caller:
     """
     header = request.headers.get("Authorization", "")
     if not header and session.get(STAFF_SESSION_KEY) is not None:
-        key = _session_key()
+        key = _session_key(connection)
     else:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Problem(401, "unauthorized", "send the API key as 'Authorization: Bearer <key>'")
         try:
-            key = authenticate(db(), token.strip())
+            key = authenticate(connection or db(), token.strip())
         except KeyRejected as exc:
             raise Problem(401, "unauthorized", str(exc)) from exc
     if key.role not in roles:
@@ -114,9 +117,9 @@ def api_key(*roles: str) -> Caller:
 STAFF_SESSION_KEY = "staff_api_key_id"
 
 
-def _session_key() -> Caller:
+def _session_key(connection: Connection | None) -> Caller:
     try:
-        key = caller_by_id(db(), session[STAFF_SESSION_KEY])
+        key = caller_by_id(connection or db(), session[STAFF_SESSION_KEY])
     except KeyRejected as exc:
         session.pop(STAFF_SESSION_KEY, None)
         raise Problem(401, "unauthorized", "the staff session has ended; sign in again") from exc
@@ -215,10 +218,17 @@ def key_use(key: Caller) -> KeyUse:
     return KeyUse(key.id, idempotency_key, fingerprint)
 
 
-def idempotent(key: Caller, operation: Callable[[], Answer], use: KeyUse | None = None) -> Response:
-    """Run ``operation`` (which writes but does not commit) exactly once per Idempotency-Key."""
+def idempotent(
+    key: Caller,
+    operation: Callable[[], Answer],
+    use: KeyUse | None = None,
+    *,
+    transaction: Session | DirectConnection | None = None,
+) -> Response:
+    """Run ``operation`` (which writes but does not commit) exactly once per Idempotency-Key, in
+    this request's session or the ``transaction`` the operation works in."""
     use = use or key_use(key)
-    session = db()
+    unit = transaction if transaction is not None else db()
     # Optimistic: retries are rare, so the happy path does not look the key up first. The unique
     # (api key, Idempotency-Key) index decides when the answer is written; a retry whose first
     # attempt committed is rolled back whole there and answered from the record.
@@ -228,8 +238,8 @@ def idempotent(key: Caller, operation: Callable[[], Answer], use: KeyUse | None 
         except (Problem, LedgerError):
             # A retry may fail where its first attempt succeeded (the points are spent now, or it
             # waited for that attempt's row lock): the first answer wins over the new error.
-            session.rollback()
-            replay = _replay(use)
+            unit.rollback()
+            replay = _replay(use, unit)
             if replay is not None:
                 return replay
             raise
@@ -237,13 +247,14 @@ def idempotent(key: Caller, operation: Callable[[], Answer], use: KeyUse | None 
             status, body = answer.status, answer.body
         else:
             status, body = answer
-            session.flush()  # anything the operation left to the ORM, before the record
-            session.connection().execute(_INSERT_RECORD, use.record(status, body))
-        session.commit()
+            if isinstance(unit, Session):
+                unit.flush()  # anything the operation left to the ORM, before the record
+            unit.connection().execute(_INSERT_RECORD, use.record(status, body))
+        unit.commit()
     except IntegrityError:
         # A concurrent request with the same key committed first: ours is rolled back whole.
-        session.rollback()
-        replay = _replay(use)
+        unit.rollback()
+        replay = _replay(use, unit)
         if replay is None:
             raise
         return replay
@@ -267,9 +278,9 @@ def _canonical(raw: bytes) -> bytes:
         return raw
 
 
-def _replay(use: KeyUse) -> Response | None:
+def _replay(use: KeyUse, unit: Session | DirectConnection) -> Response | None:
     record = (
-        db().connection().execute(_FIND_RECORD, {"api_key_id": use.api_key_id, "key": use.key})
+        unit.connection().execute(_FIND_RECORD, {"api_key_id": use.api_key_id, "key": use.key})
     ).first()
     if record is None:
         return None
@@ -333,10 +344,19 @@ def find_card(key: Caller, code: str, *, lock: bool = False) -> tuple[Card, bool
     return card, parsed.scanned
 
 
-def find_card_state(key: Caller, code: str, *, lock: bool = False) -> tuple[CardState, bool]:
-    """:func:`find_card` as plain values (see ``ledger_sql.read_card_state``)."""
+def find_card_state(
+    key: Caller,
+    code: str,
+    connection: Connection,
+    *,
+    for_purchase: bool = False,
+    lock: bool = False,
+) -> tuple[CardState, bool]:
+    """:func:`find_card` as plain values, read on ``connection`` (see ``read_card_state``)."""
     parsed = _parse_code(code)
-    card = ledger_sql.read_card_state(db(), parsed.card_number, lock=lock)
+    card = ledger_sql.read_card_state(
+        connection, parsed.card_number, for_purchase=for_purchase, lock=lock
+    )
     if card is None:
         raise Problem(404, "unknown_card", f"there is no card {parsed.card_number}")
     if card.program_id != key.program_id:
@@ -352,18 +372,26 @@ _STOCK = select(RewardStock.reward_key, RewardStock.remaining).where(
 def card_out(card: Card, scanned: bool) -> CardOut:
     """What the till shows of a loaded ORM card, now."""
     state = CardState.of(card, rules_of(card.program))
-    member = ledger.member_context(db(), state, utcnow())
-    return card_summary(state, scanned, balance=card.points_balance, member=member)
+    connection = db().connection()
+    member = ledger.member_context(connection, state, utcnow())
+    return card_summary(connection, state, scanned, balance=card.points_balance, member=member)
 
 
-def card_summary(card: CardState, scanned: bool, *, balance: int, member: MemberContext) -> CardOut:
+def card_summary(
+    connection: Connection,
+    card: CardState,
+    scanned: bool,
+    *,
+    balance: int,
+    member: MemberContext,
+) -> CardOut:
     """What the till shows of ``card`` holding ``balance``, for the member as ``member`` says
     (the tier and period spend may be the ones a purchase is about to write)."""
     rules = card.rules
     affordable = [reward for reward in rules.rewards if reward.cost <= balance]
     stock: dict[str, int] = {}
     if any(reward.stock is not None for reward in affordable):  # most answers need no stock
-        rows = db().execute(_STOCK, {"program_id": card.program_id})
+        rows = connection.execute(_STOCK, {"program_id": card.program_id})
         stock = {reward_key: remaining for reward_key, remaining in rows}
     level = rules.tier_level(member.tier_key)
     return CardOut(
@@ -394,80 +422,113 @@ def source_of(key: Caller) -> str:
 
 @till.get("/cards/<path:code>")
 def look_up(code: str) -> Response:
-    key = api_key("store", "partner", "admin")
-    card, scanned = find_card_state(key, code)
-    member = ledger.member_context(db(), card, utcnow())
-    summary = card_summary(card, scanned, balance=card.points_balance, member=member)
+    connection = db_connection().connection()
+    key = api_key("store", "partner", "admin", connection=connection)
+    card, scanned = find_card_state(key, code, connection)
+    member = ledger.member_context(connection, card, utcnow())
+    summary = card_summary(connection, card, scanned, balance=card.points_balance, member=member)
     return _json(summary.model_dump(), 200)
 
 
 # --------------------------------------------------------------------------- writes
 
 
+# Optimistic attempts before the last one, which locks the card (and so cannot be overtaken).
+PURCHASE_ATTEMPTS = 3
+
+
 @till.post("/purchases")
 def purchase() -> Response:
-    key = api_key("store", "admin")
+    # The hot path, on a direct connection: the card is read as plain values in one statement,
+    # priced, and on PostgreSQL written, with this answer, by one more statement that applies
+    # only if the card did not change in between (else it is read and priced again). Two tills
+    # on one card are rare; when they do collide, the last attempt holds the card's row lock.
+    direct = db_connection()
+    connection = direct.connection()
+    key = api_key("store", "admin", connection=connection)
     body = parse(PurchaseIn)
     use = key_use(key)
 
     def run() -> StoredAnswer:
-        # The hot path: the card is read as plain values in one statement, and on PostgreSQL
-        # the purchase, its entries, lots, card, outbox row and this answer go in one more.
-        card, scanned = find_card_state(key, body.card, lock=True)
-        store_id = key.store_id
-        if body.store is not None:
-            store = db().scalar(
-                select(Store).where(Store.program_id == key.program_id, Store.name == body.store)
-            )
-            if store is None:
-                raise Problem(
-                    422, "unknown_store", f"there is no store {body.store!r} in this program"
-                )
-            if key.role == "store" and store.id != key.store_id:
-                raise Problem(403, "other_store", "a store key records purchases for its own store")
-            store_id = store.id
+        store_id = _purchase_store(key, body.store, connection)
         lines = (
             [Line(line.amount, line.category, line.sku) for line in body.lines]
             if body.lines is not None
             else None
         )
-        plan = ledger.plan_purchase(
-            db(),
-            card,
-            amount=body.amount,
-            currency=body.currency,
-            lines=lines,
-            store_id=store_id,
-            receipt=body.receipt,
-            source=source_of(key),
-            now=utcnow(),
-        )
-        quote = plan.quote
-        summary = card_summary(card, scanned, balance=plan.rows.balance, member=plan.member_after)
-        answered: dict[str, Any] = {}
-
-        def answer(purchase_id: int) -> dict[str, Any]:
-            answered.update(
-                PurchaseOut(
-                    id=purchase_id,
-                    amount=quote.amount,
+        for attempt in range(1, PURCHASE_ATTEMPTS + 1):
+            locked = attempt == PURCHASE_ATTEMPTS
+            with direct.serialized() if locked else nullcontext():
+                card, scanned = find_card_state(
+                    key, body.card, connection, for_purchase=True, lock=locked
+                )
+                plan = ledger.plan_purchase(
+                    connection,
+                    card,
+                    amount=body.amount,
                     currency=body.currency,
-                    discount=quote.discount,
-                    discount_rate=quote.discount_rate,
-                    paid=quote.paid,
-                    points_earned=quote.points,
-                    cashback_points=quote.cashback_points,
-                    breakdown=[AppliedOut(**asdict(row)) for row in quote.breakdown],
-                    tier_changed=plan.tier_changed,
-                    card=summary,
-                ).model_dump()
-            )
-            return use.record(201, answered)
+                    lines=lines,
+                    store_id=store_id,
+                    receipt=body.receipt,
+                    source=source_of(key),
+                    now=utcnow(),
+                )
+                summary = card_summary(
+                    connection, card, scanned, balance=plan.rows.balance, member=plan.member_after
+                )
+                answered: dict[str, Any] = {}
+                answer = partial(_purchase_answer, use, plan, body.currency, summary, answered)
+                if ledger_sql.write_purchase_rows(connection, card, plan.rows, answer=answer):
+                    return StoredAnswer(201, answered)
+        raise RuntimeError("a purchase on a locked card found the card changed")
 
-        ledger_sql.write_purchase_rows(db(), card, plan.rows, answer=answer)
-        return StoredAnswer(201, answered)
+    return idempotent(key, run, use, transaction=direct)
 
-    return idempotent(key, run, use)
+
+def _purchase_answer(
+    use: KeyUse,
+    plan: ledger.PurchasePlan,
+    currency: str,
+    summary: CardOut,
+    answered: dict[str, Any],
+    purchase_id: int,
+) -> dict[str, Any]:
+    """The purchase's answer (into ``answered``) and its idempotency record, once its id is
+    known."""
+    quote = plan.quote
+    answered.update(
+        PurchaseOut(
+            id=purchase_id,
+            amount=quote.amount,
+            currency=currency,
+            discount=quote.discount,
+            discount_rate=quote.discount_rate,
+            paid=quote.paid,
+            points_earned=quote.points,
+            cashback_points=quote.cashback_points,
+            breakdown=[AppliedOut(**asdict(row)) for row in quote.breakdown],
+            tier_changed=plan.tier_changed,
+            card=summary,
+        ).model_dump()
+    )
+    return use.record(201, answered)
+
+
+def _purchase_store(key: Caller, name: str | None, connection: Connection) -> int | None:
+    """The store a purchase is recorded for: the key's own, or one named in the body (admin)."""
+    if name is None:
+        return key.store_id
+    store_id = connection.scalar(_STORE_BY_NAME, {"program_id": key.program_id, "name": name})
+    if store_id is None:
+        raise Problem(422, "unknown_store", f"there is no store {name!r} in this program")
+    if key.role == "store" and store_id != key.store_id:
+        raise Problem(403, "other_store", "a store key records purchases for its own store")
+    return int(store_id)
+
+
+_STORE_BY_NAME = select(Store.id).where(
+    Store.program_id == bindparam("program_id"), Store.name == bindparam("name")
+)
 
 
 @till.post("/purchases/<int:purchase_id>/refund")
