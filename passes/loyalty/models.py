@@ -141,7 +141,7 @@ class Card(Base):
     pass_updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Change stamp for the PassKit web service's update tag (see loyalty.pass_versions): on
     # PostgreSQL the writing transaction's id, on SQLite a counter; never wall-clock time.
-    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     link_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
