@@ -252,13 +252,17 @@ _STATE = (
     select(*_STATE_COLUMNS).select_from(_STATE_FROM).where(CARDS.c.number == bindparam("number"))
 )
 _READ_STATE = DriverStatement(_STATE)
-_NEXT_PURCHASE_ID = func.nextval(func.pg_get_serial_sequence("purchases", "id"))
-# (for a purchase, locked): SQLite transactions begin IMMEDIATE, so every read in one is already
+# For a purchase: its id reserved too (PostgreSQL).
+_STATE_FOR_PURCHASE = {
+    "postgresql": _STATE.add_columns(func.nextval(func.pg_get_serial_sequence("purchases", "id"))),
+    "sqlite": _STATE,
+}
+# (dialect, locked): SQLite transactions begin IMMEDIATE, so every read in one is already
 # serialised with every writer.
 _READ_STATE_FOR_PURCHASE = {
-    ("postgresql", False): DriverStatement(_STATE.add_columns(_NEXT_PURCHASE_ID)),
+    ("postgresql", False): DriverStatement(_STATE_FOR_PURCHASE["postgresql"]),
     ("postgresql", True): DriverStatement(
-        _STATE.add_columns(_NEXT_PURCHASE_ID).with_for_update(of=CARDS)
+        _STATE_FOR_PURCHASE["postgresql"].with_for_update(of=CARDS)
     ),
     ("sqlite", False): _READ_STATE,
     ("sqlite", True): _READ_STATE,
@@ -274,9 +278,20 @@ def read_card_state(
     statement = (
         _READ_STATE_FOR_PURCHASE[connection.dialect.name, lock] if for_purchase else _READ_STATE
     )
-    row = statement.first(connection, {"number": number})
-    if row is None:
+    return card_state_of(statement.first(connection, {"number": number}))
+
+
+def card_state_for_purchase(dialect: str) -> Any:
+    """The read of :func:`read_card_state` for a purchase (unlocked), as a subquery to read
+    alongside something else; its columns decode with :func:`card_state_of`."""
+    return _STATE_FOR_PURCHASE[dialect].subquery("card")
+
+
+def card_state_of(row: Sequence[Any] | None, start: int = 0) -> CardState | None:
+    """The card state in ``row`` from column ``start`` on (None for no row, or no card)."""
+    if row is None or row[start] is None:
         return None
+    row = row[start:]
     return CardState(
         id=row[0],
         program_id=row[1],

@@ -303,6 +303,42 @@ def test_partner_keys_cannot_record_purchases(till: Till) -> None:
     assert_problem(response, 403, "forbidden", "partner")
 
 
+def test_a_purchase_asks_who_is_calling_before_judging_the_request(
+    till: Till, db_session: Session
+) -> None:
+    """The purchase reads the key and the card in one statement, yet answers in the order every
+    route does: a bad key is 401 and a key of the wrong role 403, whatever the body or headers."""
+    store = till.program.stores[0]
+    revoked = issue_key(db_session, till.program, role="store", name="old", store=store)
+    revoked.record.revoked_at = utcnow()
+    db_session.commit()
+    entries, balance = till.entries(), till.balance()
+    good = {"card": till.card.number, "amount": 1000, "currency": "RUB"}
+    bad_body = {"card": till.card.number, "amount": "lots"}
+    unknown_card = {"card": "4111111111111111", "amount": 1000, "currency": "RUB"}
+    for token, text in [
+        ("lp_abcdef123456_wrongsecret", "not valid"),
+        ("nonsense", "malformed"),
+        (revoked.token, "revoked"),
+    ]:
+        for body in (good, bad_body, unknown_card):
+            assert_problem(till.post("/purchases", body, token=token), 401, "unauthorized", text)
+        without_key = till.client.post(
+            "/api/v1/purchases", json=good, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert_problem(without_key, 401, "unauthorized", text)
+    for body in (good, bad_body, unknown_card):
+        assert_problem(till.post("/purchases", body, token=till.partner), 403, "forbidden")
+    assert_problem(till.post("/purchases", bad_body), 422, "validation_failed", "amount")
+    assert_problem(till.post("/purchases", unknown_card), 404, "unknown_card")
+    assert_problem(  # the store is checked before the card
+        till.post("/purchases", {**unknown_card, "store": "Nowhere"}, token=till.admin),
+        422,
+        "unknown_store",
+    )
+    assert (till.entries(), till.balance()) == (entries, balance)  # nothing was written
+
+
 def test_reaching_a_tier_threshold_upgrades_at_once(till: Till) -> None:
     body = till.post(
         "/purchases", {"card": till.card.number, "amount": 1_000_000, "currency": "RUB"}

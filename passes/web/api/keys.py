@@ -79,7 +79,7 @@ class Caller:
     name: str
 
 
-_CALLER_COLUMNS = (
+CALLER_COLUMNS = (
     ApiKey.id,
     ApiKey.program_id,
     ApiKey.store_id,
@@ -90,17 +90,19 @@ _CALLER_COLUMNS = (
     ApiKey.revoked_at,
     ApiKey.expires_at,
 )
-_BY_PREFIX = DriverStatement(
-    select(*_CALLER_COLUMNS)
+# A key by its prefix, for :func:`verify`; other reads may add columns after CALLER_COLUMNS.
+BY_PREFIX = (
+    select(*CALLER_COLUMNS)
     .outerjoin(Store, Store.id == ApiKey.store_id)
     .where(ApiKey.prefix == bindparam("prefix"))
 )
+_BY_PREFIX = DriverStatement(BY_PREFIX)
 _BY_ID = DriverStatement(
-    select(*_CALLER_COLUMNS)
+    select(*CALLER_COLUMNS)
     .outerjoin(Store, Store.id == ApiKey.store_id)
     .where(ApiKey.id == bindparam("key_id"))
 )
-_SECRET_HASH, _REVOKED_AT, _EXPIRES_AT = 6, 7, 8  # positions in _CALLER_COLUMNS
+_SECRET_HASH, _REVOKED_AT, _EXPIRES_AT = 6, 7, 8  # positions in CALLER_COLUMNS
 
 
 def _caller(row: tuple[Any, ...], now: datetime) -> Caller:
@@ -112,17 +114,28 @@ def _caller(row: tuple[Any, ...], now: datetime) -> Caller:
     return Caller(*row[:6])
 
 
-def authenticate(session: Session | Connection, token: str, now: datetime | None = None) -> Caller:
-    """The caller ``token`` identifies, or KeyRejected. Unknown prefixes still cost a comparison."""
+def split_token(token: str) -> tuple[str, str]:
+    """(prefix, secret) of ``token``, or KeyRejected when it is not shaped like one of ours."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "lp" or not parts[1] or not parts[2]:
         raise KeyRejected("the API key is malformed (expected lp_<prefix>_<secret>)")
-    connection = session.connection() if isinstance(session, Session) else session
-    row = _BY_PREFIX.first(connection, {"prefix": parts[1]})
+    return parts[1], parts[2]
+
+
+def verify(row: tuple[Any, ...] | None, secret: str, now: datetime | None = None) -> Caller:
+    """The caller of ``row`` (read with BY_PREFIX; None when no key has the prefix) if
+    ``secret`` is its secret, or KeyRejected. Unknown prefixes still cost a comparison."""
     expected = row[_SECRET_HASH] if row is not None else _hash("no such key")
-    if not hmac.compare_digest(_hash(parts[2]), expected) or row is None:
+    if not hmac.compare_digest(_hash(secret), expected) or row is None:
         raise KeyRejected("the API key is not valid")
     return _caller(row, now or utcnow())
+
+
+def authenticate(session: Session | Connection, token: str, now: datetime | None = None) -> Caller:
+    """The caller ``token`` identifies, or KeyRejected."""
+    prefix, secret = split_token(token)
+    connection = session.connection() if isinstance(session, Session) else session
+    return verify(_BY_PREFIX.first(connection, {"prefix": prefix}), secret, now)
 
 
 def caller_by_id(session: Session | Connection, key_id: int, now: datetime | None = None) -> Caller:

@@ -13,20 +13,21 @@ import json
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, request, session
 from flask_wtf.csrf import validate_csrf
 from pydantic import BaseModel
 from pydantic import ValidationError as BodyError
-from sqlalchemy import Connection, Table, bindparam, insert, select
+from sqlalchemy import Connection, Table, bindparam, insert, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
 from passes.db import DirectConnection, utcnow
+from passes.driver_sql import DriverStatement
 from passes.loyalty import ledger, ledger_sql
 from passes.loyalty.barcode import ScannedCode, parse_till_input
 from passes.loyalty.calculator import Line, MemberContext, discount_rate
@@ -40,7 +41,16 @@ from passes.loyalty.models import (
     RewardStock,
     Store,
 )
-from passes.web.api.keys import Caller, KeyRejected, authenticate, caller_by_id
+from passes.web.api.keys import (
+    BY_PREFIX,
+    CALLER_COLUMNS,
+    Caller,
+    KeyRejected,
+    authenticate,
+    caller_by_id,
+    split_token,
+    verify,
+)
 from passes.web.api.problems import Problem, problem_response
 from passes.web.api.schemas import (
     ActionIn,
@@ -96,17 +106,29 @@ def api_key(*roles: str, connection: Connection | None = None) -> Caller:
     a key in its signed session cookie, and then every write must carry the page's CSRF token in
     ``X-CSRFToken``, since cookies travel with cross-site requests and bearer tokens do not.
     """
-    header = request.headers.get("Authorization", "")
-    if not header and session.get(STAFF_SESSION_KEY) is not None:
+    token = bearer_token()
+    if token is None:
         key = _session_key(connection)
     else:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Problem(401, "unauthorized", "send the API key as 'Authorization: Bearer <key>'")
         try:
-            key = authenticate(connection or db(), token.strip())
+            key = authenticate(connection or db(), token)
         except KeyRejected as exc:
             raise Problem(401, "unauthorized", str(exc)) from exc
+    return require_role(key, roles)
+
+
+def bearer_token() -> str | None:
+    """The API key a till sends, or None when the staff page's session holds one instead."""
+    header = request.headers.get("Authorization", "")
+    if not header and session.get(STAFF_SESSION_KEY) is not None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(401, "unauthorized", "send the API key as 'Authorization: Bearer <key>'")
+    return token.strip()
+
+
+def require_role(key: Caller, roles: tuple[str, ...]) -> Caller:
     if key.role not in roles:
         raise Problem(
             403, "forbidden", f"a {key.role} key cannot do this (needs {' or '.join(roles)})"
@@ -197,6 +219,11 @@ Answer = tuple[int, dict[str, Any]] | StoredAnswer
 def key_use(key: Caller) -> KeyUse:
     """The Idempotency-Key of this write (required) and the fingerprint of method, path and
     body, so that the same key with another request is told apart from a retry."""
+    return KeyUse(key.id, *idempotency_request())
+
+
+def idempotency_request() -> tuple[str, str]:
+    """(Idempotency-Key, fingerprint) of this request: see :func:`key_use`."""
     idempotency_key = request.headers.get("Idempotency-Key", "").strip()
     if not idempotency_key:
         raise Problem(
@@ -215,7 +242,7 @@ def key_use(key: Caller) -> KeyUse:
             ]
         )
     ).hexdigest()
-    return KeyUse(key.id, idempotency_key, fingerprint)
+    return idempotency_key, fingerprint
 
 
 def idempotent(
@@ -357,11 +384,16 @@ def find_card_state(
     card = ledger_sql.read_card_state(
         connection, parsed.card_number, for_purchase=for_purchase, lock=lock
     )
+    return _own_card(key, card, parsed.card_number), parsed.scanned
+
+
+def _own_card(key: Caller, card: CardState | None, number: str) -> CardState:
+    """``card`` (numbered ``number``) if ``key`` may use it."""
     if card is None:
-        raise Problem(404, "unknown_card", f"there is no card {parsed.card_number}")
+        raise Problem(404, "unknown_card", f"there is no card {number}")
     if card.program_id != key.program_id:
         raise Problem(403, "other_program", "this card belongs to another program")
-    return card, parsed.scanned
+    return card
 
 
 _STOCK = select(RewardStock.reward_key, RewardStock.remaining).where(
@@ -435,19 +467,41 @@ def look_up(code: str) -> Response:
 
 # Optimistic attempts before the last one, which locks the card (and so cannot be overtaken).
 PURCHASE_ATTEMPTS = 3
+PURCHASE_ROLES = ("store", "admin")
+
+
+@dataclass(frozen=True)
+class CardRead:
+    """A card read together with the key that asked for it (None: there is no such card)."""
+
+    card: CardState | None
+    number: str
+    scanned: bool
 
 
 @till.post("/purchases")
 def purchase() -> Response:
-    # The hot path, on a direct connection: the card is read as plain values in one statement,
-    # priced, and on PostgreSQL written, with this answer, by one more statement that applies
-    # only if the card did not change in between (else it is read and priced again). Two tills
-    # on one card are rare; when they do collide, the last attempt holds the card's row lock.
+    # The hot path, on a direct connection. Who is asking and the card they scanned are read in
+    # one statement; the purchase is priced and, on PostgreSQL, written with this answer by one
+    # more statement that applies only if the card did not change in between (else it is read
+    # and priced again). Two tills on one card are rare; when they do collide, the last attempt
+    # holds the card's row lock.
     direct = db_connection()
     connection = direct.connection()
-    key = api_key("store", "admin", connection=connection)
-    body = parse(PurchaseIn)
-    use = key_use(key)
+    token = bearer_token()
+    try:
+        body = parse(PurchaseIn)
+        idempotency = idempotency_request()
+    except Problem:
+        api_key(*PURCHASE_ROLES, connection=connection)  # who asks is answered before what
+        raise
+    code = parse_till_input(app_state().barcode_key, body.card)
+    first: CardRead | None = None
+    if token is not None and code is not None:
+        key, first = _key_with_card(token, code, connection)
+    else:  # the staff page's key, or a code that is no card (answered in run, after the store)
+        key = api_key(*PURCHASE_ROLES, connection=connection)
+    use = KeyUse(key.id, *idempotency)
 
     def run() -> StoredAnswer:
         store_id = _purchase_store(key, body.store, connection)
@@ -459,9 +513,12 @@ def purchase() -> Response:
         for attempt in range(1, PURCHASE_ATTEMPTS + 1):
             locked = attempt == PURCHASE_ATTEMPTS
             with direct.serialized() if locked else nullcontext():
-                card, scanned = find_card_state(
-                    key, body.card, connection, for_purchase=True, lock=locked
-                )
+                if attempt == 1 and first is not None:
+                    card, scanned = _own_card(key, first.card, first.number), first.scanned
+                else:
+                    card, scanned = find_card_state(
+                        key, body.card, connection, for_purchase=True, lock=locked
+                    )
                 plan = ledger.plan_purchase(
                     connection,
                     card,
@@ -483,6 +540,31 @@ def purchase() -> Response:
         raise RuntimeError("a purchase on a locked card found the card changed")
 
     return idempotent(key, run, use, transaction=direct)
+
+
+@cache
+def _key_with_card_statement(dialect: str) -> DriverStatement:
+    """The key by its prefix and, beside it, the card for a purchase (unlocked, its purchase id
+    reserved), in one statement."""
+    card = ledger_sql.card_state_for_purchase(dialect)
+    return DriverStatement(BY_PREFIX.add_columns(*card.c).outerjoin(card, true()))
+
+
+def _key_with_card(
+    token: str, code: ScannedCode, connection: Connection
+) -> tuple[Caller, CardRead]:
+    """The caller of ``token`` (401, 403 as :func:`api_key`) and the card of ``code``."""
+    try:
+        prefix, secret = split_token(token)
+        row = _key_with_card_statement(connection.dialect.name).first(
+            connection, {"prefix": prefix, "number": code.card_number}
+        )
+        key = verify(row, secret)
+    except KeyRejected as exc:
+        raise Problem(401, "unauthorized", str(exc)) from exc
+    require_role(key, PURCHASE_ROLES)
+    card = ledger_sql.card_state_of(row, len(CALLER_COLUMNS))
+    return key, CardRead(card, code.card_number, code.scanned)
 
 
 def _purchase_answer(
