@@ -247,7 +247,7 @@ def explain(
     generic (what a prepared statement may settle on after five executions). If ``indexed``,
     exits unless both read the big tables through indexes (on a tiny table a sequential scan is
     right)."""
-    sql = _UPDATED_SINCE["postgresql"].text
+    sql = _UPDATED_SINCE["postgresql"].statement.text  # type: ignore[attr-defined]
     values = {"device": device, "since": since}
     custom = [row[0] for row in connection.execute(text(_EXPLAIN + sql), values)]
     numbered = sql.replace(":device", "$1").replace(":since", "$2")

@@ -26,15 +26,24 @@ _CURSOR = "passes.driver_sql.cursor"
 
 class _Compiled(NamedTuple):
     sql: str
-    processors: dict[str, Callable[[Any], Any]]
-    constants: dict[str, Any]
+    processors: dict[str, Callable[[Any], Any]]  # bind parameter name -> its type's processor
+    constants: dict[str, Any]  # literal values in the statement, which are parameters too
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]  # column position -> its processor
+
+
+def _processed(
+    row: tuple[Any, ...], results: tuple[tuple[int, Callable[[Any], Any]], ...]
+) -> tuple[Any, ...]:
+    values = list(row)
+    for index, process in results:
+        values[index] = process(values[index])
+    return tuple(values)
 
 
 class DriverStatement:
     """One Core statement that returns rows (a SELECT, or a write with RETURNING), executed on
     the driver's cursor on PostgreSQL. Rows come back as plain tuples in the statement's column
-    order (no result processors: PostgreSQL's driver already returns aware timestamps and
-    decoded JSON)."""
+    order, through the column types' result processors (UTC timestamps) as SQLAlchemy would."""
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
@@ -52,7 +61,12 @@ class DriverStatement:
                 if not bind.required:
                     value = bind.effective_value
                     constants[name] = processor(value) if processor is not None else value
-            self._compiled = _Compiled(compiled.string, processors, constants)
+            results: list[tuple[int, Callable[[Any], Any]]] = []
+            for index, column in enumerate(getattr(self.statement, "exported_columns", ())):
+                result = column.type.dialect_impl(dialect).result_processor(dialect, None)
+                if result is not None:
+                    results.append((index, result))
+            self._compiled = _Compiled(compiled.string, processors, constants, tuple(results))
         return self._compiled
 
     def rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -74,13 +88,15 @@ class DriverStatement:
                 cursor = pooled.info[_CURSOR] = pooled.driver_connection.cursor()
             cursor.execute(compiled.sql, values)
             rows: list[tuple[Any, ...]] = cursor.fetchall()
-            return rows
         except connection.dialect.loaded_dbapi.Error as exc:
             if connection.dialect.is_disconnect(exc, connection.connection, None):
                 connection.invalidate(exc)
             raise DBAPIError.instance(
                 compiled.sql, values, exc, connection.dialect.loaded_dbapi.Error
             ) from exc
+        if compiled.results:  # e.g. timestamps in UTC whatever the session's time zone
+            rows = [_processed(row, compiled.results) for row in rows]
+        return rows
 
     def first(
         self, connection: Connection, parameters: Mapping[str, Any]

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Executable, Row, bindparam, delete, select, text
+from sqlalchemy import Connection, bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
 from passes.db import upsert_insert, utcnow
+from passes.driver_sql import DriverStatement
 from passes.loyalty.models import Card, Program
 from passes.push.models import AppleDevice, AppleRegistration
 
@@ -28,7 +29,7 @@ class PassCredentials:
     updated_at: datetime  # the pass's effective time: later of card and design
 
 
-_PASS_BY_SERIAL = (
+_PASS_BY_SERIAL = DriverStatement(
     select(
         Card.id,
         Card.authentication_token,
@@ -40,37 +41,29 @@ _PASS_BY_SERIAL = (
 )
 
 
-def _device_read(session: Session, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
+def _device_read(
+    reader: Session | Connection, statement: DriverStatement, params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
     """The rows of one read-only statement that a device request makes.
 
     Devices make these reads with every request, and a 304 or an unchanged listing is nothing
-    more. So on PostgreSQL, when the session has not begun a transaction, the statement runs on a
-    pooled connection in autocommit mode: a single statement sees one snapshot by itself, BEGIN
-    and ROLLBACK would be two more round trips, and the ROLLBACK would also drop psycopg's
-    prepared statements (so every read would be planned again). Otherwise (SQLite, whose
-    transactions begin IMMEDIATE either way; a session already in a transaction, or bound to a
-    connection as in the tests) it runs in the session's transaction.
+    more. So the web layer hands in, on PostgreSQL, its thread's autocommit connection: a single
+    statement sees one snapshot by itself, and there is no pool checkout, no BEGIN and no
+    ROLLBACK (which would also drop psycopg's prepared statements, so every read would be planned
+    again). A session (SQLite, whose transactions begin IMMEDIATE either way; the tests' session
+    bound to their transaction) reads in its transaction.
     """
-    bind = session.get_bind()
-    if (
-        isinstance(bind, Engine)
-        and bind.dialect.name == "postgresql"
-        and not session.in_transaction()
-    ):
-        with bind.connect() as connection:
-            autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-            return list(autocommit.execute(statement, params).all())
-    return list(session.connection().execute(statement, params).all())
+    connection = reader.connection() if isinstance(reader, Session) else reader
+    return statement.rows(connection, params)
 
 
-def pass_credentials(session: Session, serial_number: str) -> PassCredentials | None:
+def pass_credentials(reader: Session | Connection, serial_number: str) -> PassCredentials | None:
     """The card behind ``serial_number`` (one indexed read, prebuilt), or None."""
-    rows = _device_read(session, _PASS_BY_SERIAL, {"serial": serial_number})
+    rows = _device_read(reader, _PASS_BY_SERIAL, {"serial": serial_number})
     if not rows:
         return None
-    row = rows[0]
-    updated_at = max(row.pass_updated_at, row.design_updated_at)
-    return PassCredentials(row.id, row.authentication_token, updated_at)
+    card_id, token, pass_updated_at, design_updated_at = rows[0]
+    return PassCredentials(card_id, token, max(pass_updated_at, design_updated_at))
 
 
 def register(session: Session, device: str, push_token: str, card_id: int) -> bool:
@@ -140,13 +133,19 @@ _LISTING = (
     ") AS found ON true"
 )
 _UPDATED_SINCE = {
-    "postgresql": text(
-        _LISTING.format(
-            snapshot="SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tag"
+    "postgresql": DriverStatement(
+        text(
+            _LISTING.format(
+                snapshot="SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tag"
+            )
         )
     ),
-    "sqlite": text(
-        _LISTING.format(snapshot="SELECT value + 1 AS tag FROM pass_change_counter WHERE id = 1")
+    "sqlite": DriverStatement(
+        text(
+            _LISTING.format(
+                snapshot="SELECT value + 1 AS tag FROM pass_change_counter WHERE id = 1"
+            )
+        )
     ),
 }
 
@@ -159,10 +158,11 @@ def parse_tag(tag: str | None) -> int:
     return int(tag)
 
 
-def updated_since(session: Session, device: str, since: int) -> tuple[list[str], str]:
+def updated_since(reader: Session | Connection, device: str, since: int) -> tuple[list[str], str]:
     """Serial numbers of ``device``'s passes changed at or after tag ``since`` (all of them for
     0), and the tag to hand back as ``lastUpdated``."""
-    statement = _UPDATED_SINCE[session.get_bind().dialect.name]
-    rows = _device_read(session, statement, {"device": device, "since": since})
-    serials = sorted({row.serial_number for row in rows if row.serial_number is not None})
-    return serials, str(rows[0].tag)
+    connection = reader.connection() if isinstance(reader, Session) else reader
+    statement = _UPDATED_SINCE[connection.dialect.name]
+    rows = _device_read(connection, statement, {"device": device, "since": since})
+    serials = sorted({serial for _tag, serial in rows if serial is not None})
+    return serials, str(rows[0][0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app, g
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from passes.db import DirectConnection
@@ -33,6 +34,16 @@ def db_connection() -> DirectConnection:
         direct = app_state().direct_connection()
         g._db_direct = direct
     return direct
+
+
+def read_connection() -> Session | Connection:
+    """Where a request that only reads, a statement at a time, reads: on PostgreSQL this thread's
+    autocommit connection (no pool checkout, no BEGIN or ROLLBACK round trips, prepared
+    statements kept); otherwise (SQLite; the tests' shared transaction) the request's session."""
+    state = app_state()
+    if state.thread_connections is not None and state.connect is None:
+        return db_connection().connection()
+    return db()
 
 
 def close_db(_exc: BaseException | None = None) -> None:

@@ -29,7 +29,7 @@ from passes.push.registrations import (
 )
 from passes.web.api.problems import Problem, problem_response
 from passes.web.conditional import mark_private, not_modified
-from passes.web.context import app_state, db
+from passes.web.context import app_state, db, read_connection
 
 passkit = Blueprint("passkit", __name__, url_prefix="/passkit/v1")
 log = logging.getLogger("passes.passkit")
@@ -68,7 +68,7 @@ def _pass_type(pass_type: str) -> None:
 def _authorized(pass_type: str, serial: str) -> PassCredentials:
     """The pass, if the request's ``ApplePass`` token is its own (compared in constant time)."""
     _pass_type(pass_type)
-    credentials = pass_credentials(db(), serial) if len(serial) <= 64 else None
+    credentials = pass_credentials(read_connection(), serial) if len(serial) <= 64 else None
     if credentials is None:
         raise Problem(404, "unknown_pass", "there is no such pass")
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -127,7 +127,8 @@ def unregister_device(device: str, pass_type: str, serial: str) -> Response:
 def updated_serials(device: str, pass_type: str) -> Response:
     _pass_type(pass_type)
     _device(device)
-    serials, tag = updated_since(db(), device, parse_tag(request.args.get("passesUpdatedSince")))
+    since = parse_tag(request.args.get("passesUpdatedSince"))
+    serials, tag = updated_since(read_connection(), device, since)
     if not serials:
         return Response(status=204)
     return Response(
