@@ -5,6 +5,7 @@ Plain SQLAlchemy (no Flask extension) so the domain packages can use sessions wi
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -149,41 +150,39 @@ def upsert_insert(dialect_name: str) -> Any:
 
 
 class DirectConnection:
-    """A plain connection for one request's hot path, with the transaction it runs in; it offers
-    the three calls that request code makes of a Session (``connection``, ``commit``,
-    ``rollback``), at a fraction of a Session's cost.
+    """A plain connection for one request's hot path; it offers the three calls that request
+    code makes of a Session (``connection``, ``commit``, ``rollback``), at a fraction of a
+    Session's cost.
 
-    On PostgreSQL it is in autocommit mode (``transaction`` None): each statement commits on its
-    own and there are no BEGIN or COMMIT round trips, for code whose every write is a single
-    statement. On SQLite it opens an IMMEDIATE transaction (one writer at a time). ``joined``
-    runs inside a transaction someone else owns (as the tests' rolled-back one), in a savepoint.
+    Three modes: ``autocommit`` (PostgreSQL's per-thread connections: each statement commits on
+    its own, no BEGIN or COMMIT round trips, for code whose every write is one statement);
+    ``owned`` (a pooled connection whose transactions SQLAlchemy begins on first use: IMMEDIATE
+    on SQLite, one writer at a time); ``joined`` (inside a transaction someone else owns, as the
+    tests' rolled-back one, in a savepoint).
     """
 
     def __init__(
-        self, connection: Connection, transaction: Transaction | None, *, owned: bool = True
+        self, connection: Connection, mode: str, savepoint: Transaction | None = None
     ) -> None:
         self._connection = connection
-        self._transaction = transaction
-        self._owned = owned
+        self._mode = mode
+        self._savepoint = savepoint
 
     @classmethod
     def open(cls, engine: Engine) -> DirectConnection:
-        """A pooled connection in its own IMMEDIATE transaction (SQLite); see ThreadConnections
-        for PostgreSQL's."""
-        connection = engine.connect()
-        return cls(connection, connection.begin())
+        return cls(engine.connect(), "owned")
 
     @classmethod
     def joined(cls, connection: Connection) -> DirectConnection:
-        return cls(connection, connection.begin_nested(), owned=False)
+        return cls(connection, "joined", connection.begin_nested())
 
     def connection(self) -> Connection:
         return self._connection
 
     def serialized(self) -> AbstractContextManager[Any]:
         """Run the enclosed statements in one transaction, so that a row lock taken there holds
-        until its end. Only autocommit connections need one; other modes already are in one."""
-        if self._transaction is not None:
+        until its end. Only autocommit connections need one; the others already are in one."""
+        if self._mode != "autocommit":
             return nullcontext()
         driver = self._connection.connection.driver_connection
         assert driver is not None
@@ -191,19 +190,29 @@ class DirectConnection:
         return transaction
 
     def commit(self) -> None:
-        if self._transaction is not None and self._transaction.is_active:
-            self._transaction.commit()
+        if self._mode == "owned":
+            self._connection.commit()
+        elif self._mode == "joined" and self._savepoint is not None and self._savepoint.is_active:
+            self._savepoint.commit()
+            self._savepoint = self._connection.begin_nested()  # for whatever follows
 
     def rollback(self) -> None:
-        if self._transaction is not None and self._transaction.is_active:
-            self._transaction.rollback()
+        if self._mode == "owned":
+            self._connection.rollback()
+        elif self._mode == "joined" and self._savepoint is not None and self._savepoint.is_active:
+            self._savepoint.rollback()
+            self._savepoint = self._connection.begin_nested()
+        elif self._connection.in_transaction():
+            self._connection.rollback()  # autocommit: only SQLAlchemy's bookkeeping to end
 
     def close(self) -> None:
-        self.rollback()
-        if self._owned:
-            self._connection.close()
-        elif self._transaction is None and self._connection.in_transaction():
-            self._connection.rollback()  # autocommit: only SQLAlchemy's bookkeeping to end
+        if self._mode == "joined":
+            if self._savepoint is not None and self._savepoint.is_active:
+                self._savepoint.rollback()
+        elif self._mode == "owned":
+            self._connection.close()  # rolls back whatever was not committed
+        else:
+            self.rollback()
 
 
 class ThreadConnections:
@@ -213,22 +222,39 @@ class ThreadConnections:
     thread's own connection is already open and in autocommit mode. Server threads are few and
     long-lived (gunicorn's gthread, waitress), so connections are as many as threads, on an
     engine of their own. As with the pool, a connection idle for ``idle`` seconds is pinged
-    before use and replaced if it died; one that fails mid-statement is invalidated and
-    reconnects on its next use.
+    before use and replaced if it died; one that fails is invalidated and reconnects on its next
+    use, and after a lost connection (the engine's pool replaced) every thread reconnects.
     """
 
     def __init__(self, engine: Engine, idle: float = IDLE_BEFORE_PING) -> None:
-        self._engine = create_engine(engine.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        self._url = engine.url
         self._idle = idle
+        self._start()
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._engine = create_engine(self._url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         self._local = threading.local()
+        self._all: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     def request(self) -> DirectConnection:
         """This thread's connection, for one request (closing it keeps it open)."""
+        if os.getpid() != self._pid:  # a forked child must not use, or close, its parent's
+            self._inherited = (self._engine, self._local, self._all)  # kept, never closed here
+            self._start()
         local = self._local
         connection: Connection | None = getattr(local, "connection", None)
         now = time.monotonic()
-        if connection is None or connection.closed:
+        if connection is not None and getattr(local, "pool", None) is not self._engine.pool:
+            if not connection.closed:  # from before a lost connection replaced the pool
+                connection.invalidate()
+            connection = None
+        if connection is not None and connection.closed:
+            connection = None
+        if connection is None:
             connection = local.connection = self._engine.connect()
+            local.pool = self._engine.pool
+            self._all.add(connection)
             # Closed once the thread is gone, rather than left to the garbage collector.
             weakref.finalize(threading.current_thread(), connection.close)
         elif now - local.used >= self._idle and not connection.invalidated:
@@ -239,11 +265,10 @@ class ThreadConnections:
             except self._engine.dialect.loaded_dbapi.Error as exc:
                 connection.invalidate(exc)  # the next statement reconnects
         local.used = now
-        return DirectConnection(connection, None, owned=False)
+        return DirectConnection(connection, "autocommit")
 
     def dispose(self) -> None:
-        """Close this thread's connection (others close as their threads end) and the engine."""
-        connection: Connection | None = getattr(self._local, "connection", None)
-        if connection is not None:
+        """Close every thread's connection (for an app that is done, as in the tests)."""
+        for connection in list(self._all):
             connection.close()
         self._engine.dispose()

@@ -46,12 +46,16 @@ class DriverStatement:
     order, through the column types' result processors (UTC timestamps) as SQLAlchemy would."""
 
     def __init__(self, statement: Executable) -> None:
+        if not getattr(statement, "exported_columns", True):  # an INSERT without RETURNING
+            raise ValueError("a DriverStatement must return rows (add RETURNING)")
         self.statement = statement
         self._compiled: _Compiled | None = None
 
     def _compile(self, dialect: Dialect) -> _Compiled:
-        if self._compiled is None:
+        if self._compiled is None:  # only PostgreSQL's psycopg takes this path
             compiled: Compiled = self.statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+            if compiled.post_compile_params:  # type: ignore[attr-defined]
+                raise ValueError("expanding IN parameters are rendered per execution: use ANY()")
             processors: dict[str, Callable[[Any], Any]] = {}
             constants: dict[str, Any] = {}  # literal values in the statement are parameters too
             for bind, name in compiled.bind_names.items():  # type: ignore[attr-defined]
@@ -89,10 +93,18 @@ class DriverStatement:
             cursor.execute(compiled.sql, values)
             rows: list[tuple[Any, ...]] = cursor.fetchall()
         except connection.dialect.loaded_dbapi.Error as exc:
-            if connection.dialect.is_disconnect(exc, connection.connection, None):
+            lost = connection.dialect.is_disconnect(exc, connection.connection, None)
+            if lost:
+                # As SQLAlchemy does: a lost connection usually means a restart, so the pool's
+                # other connections are replaced too (ThreadConnections notices the new pool).
                 connection.invalidate(exc)
+                connection.engine.dispose(close=False)
             raise DBAPIError.instance(
-                compiled.sql, values, exc, connection.dialect.loaded_dbapi.Error
+                compiled.sql,
+                values,
+                exc,
+                connection.dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
             ) from exc
         if compiled.results:  # e.g. timestamps in UTC whatever the session's time zone
             rows = [_processed(row, compiled.results) for row in rows]

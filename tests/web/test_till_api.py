@@ -331,10 +331,19 @@ def test_a_purchase_asks_who_is_calling_before_judging_the_request(
         assert_problem(till.post("/purchases", body, token=till.partner), 403, "forbidden")
     assert_problem(till.post("/purchases", bad_body), 422, "validation_failed", "amount")
     assert_problem(till.post("/purchases", unknown_card), 404, "unknown_card")
-    assert_problem(  # the store is checked before the card
+    assert_problem(  # the card is answered for before the store
         till.post("/purchases", {**unknown_card, "store": "Nowhere"}, token=till.admin),
+        404,
+        "unknown_card",
+    )
+    assert_problem(
+        till.post("/purchases", {**good, "store": "Nowhere"}, token=till.admin),
         422,
         "unknown_store",
+    )
+    oversized = {**good, "receipt": "x" * 5000}  # read only after the key: still 401 first
+    assert_problem(
+        till.post("/purchases", oversized, token="lp_abcdef123456_wrongsecret"), 401, "unauthorized"
     )
     assert (till.entries(), till.balance()) == (entries, balance)  # nothing was written
 

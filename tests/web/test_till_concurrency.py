@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, delete, func, select
 
 from factories import make_card, make_program
@@ -18,6 +19,7 @@ from passes.db import make_sessionmaker
 from passes.loyalty.ledger import adjust, check_ledger
 from passes.loyalty.models import Card, LedgerEntry, Program, Purchase
 from passes.wallet.apple.devcerts import DevChain
+from passes.web.api import till as till_api
 from passes.web.api.keys import issue_key
 from support import app_config
 
@@ -47,7 +49,10 @@ def committed_app(
         session.commit()
         card_id, number = card.id, card.number
     yield app, token, card_id, number
-    app.extensions["passes"].engine.dispose()
+    state = app.extensions["passes"]
+    if state.thread_connections is not None:
+        state.thread_connections.dispose()
+    state.engine.dispose()
     with maker() as session:
         session.execute(delete(Program).where(Program.slug == slug))
         session.commit()
@@ -209,4 +214,35 @@ def test_tills_buying_on_one_card_at_once_all_get_their_points(
             select(func.count()).select_from(Purchase).where(Purchase.card_id == card_id)
         )
         assert purchases == THREADS * rounds
+        assert [d for d in check_ledger(session) if d.card_id == card_id] == []
+
+
+def test_the_locking_attempt_commits_and_leaves_the_connection_clean(
+    committed_app: tuple[Flask, str, int, str], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one attempt only, every purchase takes the path a collision ends on: the card locked
+    in a transaction of its own (on the thread's autocommit connection), committed or, on an
+    error, rolled back, leaving the connection ready for the next request."""
+    app, token, card_id, number = committed_app
+    monkeypatch.setattr(till_api, "PURCHASE_ATTEMPTS", 1)
+    client = app.test_client()
+
+    def buy(currency: str, key: str) -> Any:
+        return client.post(
+            "/api/v1/purchases",
+            json={"card": number, "amount": 55_000, "currency": currency},
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+        )
+
+    assert buy("RUB", "locked-1").status_code == 201
+    refused = buy("EUR", "locked-2")  # refused inside the locking transaction
+    assert refused.status_code == 422 and refused.get_json()["code"] == "wrong_currency"
+    threads = app.extensions["passes"].thread_connections
+    if threads is not None:  # PostgreSQL: nothing left open on this thread's connection
+        driver = threads.request().connection().connection.driver_connection
+        assert driver.info.transaction_status == TransactionStatus.IDLE
+    assert buy("RUB", "locked-3").status_code == 201
+    with make_sessionmaker(engine)() as session:
+        card = session.get(Card, card_id)
+        assert card is not None and card.points_balance == 100 + 55 * 2
         assert [d for d in check_ledger(session) if d.card_id == card_id] == []

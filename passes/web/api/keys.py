@@ -20,7 +20,8 @@ from passes.loyalty.models import ApiKey, Program, Store
 ROLES = ("store", "partner", "admin")
 
 
-def _hash(secret: str) -> str:
+def secret_hash(secret: str) -> str:
+    """How a key's secret is stored."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -52,7 +53,7 @@ def issue_key(
         role=role,
         name=name,
         prefix=prefix,
-        secret_hash=_hash(secret),
+        secret_hash=secret_hash(secret),
         expires_at=expires_at,
     )
     session.add(record)
@@ -125,8 +126,8 @@ def split_token(token: str) -> tuple[str, str]:
 def verify(row: tuple[Any, ...] | None, secret: str, now: datetime | None = None) -> Caller:
     """The caller of ``row`` (read with BY_PREFIX; None when no key has the prefix) if
     ``secret`` is its secret, or KeyRejected. Unknown prefixes still cost a comparison."""
-    expected = row[_SECRET_HASH] if row is not None else _hash("no such key")
-    if not hmac.compare_digest(_hash(secret), expected) or row is None:
+    expected = row[_SECRET_HASH] if row is not None else secret_hash("no such key")
+    if not hmac.compare_digest(secret_hash(secret), expected) or row is None:
         raise KeyRejected("the API key is not valid")
     return _caller(row, now or utcnow())
 

@@ -20,7 +20,7 @@ from flask import Blueprint, Response, request, session
 from flask_wtf.csrf import validate_csrf
 from pydantic import BaseModel
 from pydantic import ValidationError as BodyError
-from sqlalchemy import Connection, Table, bindparam, insert, select, true
+from sqlalchemy import Connection, Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 from werkzeug.exceptions import HTTPException
@@ -34,6 +34,7 @@ from passes.loyalty.calculator import Line, MemberContext, discount_rate
 from passes.loyalty.ledger import LedgerError, lock_card, lock_cards, rules_of
 from passes.loyalty.ledger_sql import CardState
 from passes.loyalty.models import (
+    ApiKey,
     Card,
     IdempotencyRecord,
     Program,
@@ -48,6 +49,7 @@ from passes.web.api.keys import (
     KeyRejected,
     authenticate,
     caller_by_id,
+    secret_hash,
     split_token,
     verify,
 )
@@ -468,6 +470,9 @@ def look_up(code: str) -> Response:
 # Optimistic attempts before the last one, which locks the card (and so cannot be overtaken).
 PURCHASE_ATTEMPTS = 3
 PURCHASE_ROLES = ("store", "admin")
+# A purchase body this small is parsed before its key is checked (so that the key and the card
+# are read in one statement); anything larger is read only after the key is.
+EARLY_BODY = 4096
 
 
 @dataclass(frozen=True)
@@ -489,36 +494,41 @@ def purchase() -> Response:
     direct = db_connection()
     connection = direct.connection()
     token = bearer_token()
-    try:
-        body = parse(PurchaseIn)
-        idempotency = idempotency_request()
-    except Problem:
-        api_key(*PURCHASE_ROLES, connection=connection)  # who asks is answered before what
-        raise
-    code = parse_till_input(app_state().barcode_key, body.card)
     first: CardRead | None = None
-    if token is not None and code is not None:
-        key, first = _key_with_card(token, code, connection)
-    else:  # the staff page's key, or a code that is no card (answered in run, after the store)
+    key: Caller | None = None
+    if token is not None and (request.content_length or 0) <= EARLY_BODY:
+        try:
+            body = parse(PurchaseIn)
+        except (Problem, HTTPException):
+            api_key(*PURCHASE_ROLES, connection=connection)  # who asks is answered before what
+            raise
+        code = parse_till_input(app_state().barcode_key, body.card)
+        if code is not None:
+            key, first = _key_with_card(token, code, connection)
+    if key is None:  # the staff page's key, a large body, or a code that is no card (run says)
         key = api_key(*PURCHASE_ROLES, connection=connection)
-    use = KeyUse(key.id, *idempotency)
+        body = parse(PurchaseIn)
+    use = key_use(key)
+    caller = key
 
     def run() -> StoredAnswer:
-        store_id = _purchase_store(key, body.store, connection)
         lines = (
             [Line(line.amount, line.category, line.sku) for line in body.lines]
             if body.lines is not None
             else None
         )
+        store_id: int | None = None
         for attempt in range(1, PURCHASE_ATTEMPTS + 1):
             locked = attempt == PURCHASE_ATTEMPTS
             with direct.serialized() if locked else nullcontext():
-                if attempt == 1 and first is not None:
-                    card, scanned = _own_card(key, first.card, first.number), first.scanned
+                if attempt == 1 and first is not None and not locked:
+                    card, scanned = _own_card(caller, first.card, first.number), first.scanned
                 else:
                     card, scanned = find_card_state(
-                        key, body.card, connection, for_purchase=True, lock=locked
+                        caller, body.card, connection, for_purchase=True, lock=locked
                     )
+                if attempt == 1:  # the card is answered for first, then the store
+                    store_id = _purchase_store(caller, body.store, connection)
                 plan = ledger.plan_purchase(
                     connection,
                     card,
@@ -527,7 +537,7 @@ def purchase() -> Response:
                     lines=lines,
                     store_id=store_id,
                     receipt=body.receipt,
-                    source=source_of(key),
+                    source=source_of(caller),
                     now=utcnow(),
                 )
                 summary = card_summary(
@@ -535,19 +545,25 @@ def purchase() -> Response:
                 )
                 answered: dict[str, Any] = {}
                 answer = partial(_purchase_answer, use, plan, body.currency, summary, answered)
-                if ledger_sql.write_purchase_rows(connection, card, plan.rows, answer=answer):
+                written = ledger_sql.write_purchase_rows(connection, card, plan.rows, answer=answer)
+                if written is not None:
                     return StoredAnswer(201, answered)
         raise RuntimeError("a purchase on a locked card found the card changed")
 
-    return idempotent(key, run, use, transaction=direct)
+    return idempotent(caller, run, use, transaction=direct)
 
 
 @cache
 def _key_with_card_statement(dialect: str) -> DriverStatement:
     """The key by its prefix and, beside it, the card for a purchase (unlocked, its purchase id
-    reserved), in one statement."""
+    reserved), in one statement. The card is read only if the secret's hash matches, so a wrong
+    secret costs no card read (the hash is compared again, in constant time, by ``verify``)."""
     card = ledger_sql.card_state_for_purchase(dialect)
-    return DriverStatement(BY_PREFIX.add_columns(*card.c).outerjoin(card, true()))
+    return DriverStatement(
+        BY_PREFIX.add_columns(*card.c).outerjoin(
+            card, ApiKey.secret_hash == bindparam("secret_hash")
+        )
+    )
 
 
 def _key_with_card(
@@ -557,7 +573,8 @@ def _key_with_card(
     try:
         prefix, secret = split_token(token)
         row = _key_with_card_statement(connection.dialect.name).first(
-            connection, {"prefix": prefix, "number": code.card_number}
+            connection,
+            {"prefix": prefix, "secret_hash": secret_hash(secret), "number": code.card_number},
         )
         key = verify(row, secret)
     except KeyRejected as exc:
