@@ -58,19 +58,29 @@ def expire_points(app: Flask, now: datetime | None = None) -> int:
     return total
 
 
+TIER_CHANGES_PER_COMMIT = 100
+
+
 def evaluate_tiers(app: Flask, now: datetime | None = None) -> int:
-    """Nightly: re-qualify every card's tier (downgrades happen only here)."""
+    """Nightly: re-qualify every card's tier (downgrades happen only here). Changed cards are
+    locked while they change, and committed a hundred at a time, so no till waits long."""
     from sqlalchemy import select
 
-    from passes.loyalty.ledger import evaluate_tiers as evaluate
+    from passes.db import utcnow
+    from passes.loyalty.ledger import retier, tier_candidates
     from passes.loyalty.models import Program
 
     state: AppState = app.extensions["passes"]
+    now = now or utcnow()
     changed = 0
     with state.sessionmaker() as session:
         for program in session.scalars(select(Program)).all():
-            changed += len(evaluate(session, program, now=now))
+            candidates = tier_candidates(session, program, now=now)
             session.commit()
+            for start in range(0, len(candidates), TIER_CHANGES_PER_COMMIT):
+                for card_id in candidates[start : start + TIER_CHANGES_PER_COMMIT]:
+                    changed += retier(session, card_id, program, now=now) is not None
+                session.commit()
     if changed:
         log.info("tier evaluation changed %d cards", changed)
     return changed

@@ -945,11 +945,22 @@ def evaluate_tiers(
     session: Session, program: Program, *, now: datetime | None = None, batch: int = 1000
 ) -> list[TierChange]:
     """Re-qualify every card of ``program`` on its window's metric: the only place a tier goes
-    down (purchases only ever upgrade). Cards are read in batches; changed ones go to the outbox
-    through the version hook."""
+    down (purchases only ever upgrade). See :func:`tier_candidates` and :func:`retier`."""
+    now = now or utcnow()
+    changes = (
+        retier(session, card_id, program, now=now)
+        for card_id in tier_candidates(session, program, now=now, batch=batch)
+    )
+    return [change for change in changes if change is not None]
+
+
+def tier_candidates(
+    session: Session, program: Program, *, now: datetime, batch: int = 1000
+) -> list[int]:
+    """The cards of ``program`` whose tier its metric, read for all cards in one pass, says
+    should change. Tills keep working meanwhile, so each is checked again by :func:`retier`."""
     from passes.loyalty.calculator import evaluated_tier
 
-    now = now or utcnow()
     rules = rules_of(program)
     if rules.tiers is None:
         return []
@@ -968,19 +979,33 @@ def evaluate_tiers(
             LedgerEntry.created_at >= since,
         )
         values = dict(session.execute(metric.group_by(LedgerEntry.card_id)).all())
-    changes: list[TierChange] = []
-    cards = session.scalars(
-        select(Card)
+    cards = session.execute(
+        select(Card.id, Card.tier_key)
         .where(Card.program_id == program.id)
         .order_by(Card.id)
         .execution_options(yield_per=batch)
     )
-    for card in cards:
-        new = evaluated_tier(rules, int(values.get(card.id) or 0))
-        if new != card.tier_key:
-            changes.append(TierChange(card.id, card.tier_key, new))
-            card.tier_key = new
-    return changes
+    return [
+        card_id
+        for card_id, tier_key in cards
+        if evaluated_tier(rules, int(values.get(card_id) or 0)) != tier_key
+    ]
+
+
+def retier(session: Session, card_id: int, program: Program, *, now: datetime) -> TierChange | None:
+    """Re-qualify one card under its row lock, on its metric read now: a purchase committed
+    after the candidates were read counts, and one in flight waits for this transaction (and is
+    then priced on the new tier). The change goes to the outbox through the version hook."""
+    from passes.loyalty.calculator import evaluated_tier
+
+    rules = rules_of(program)
+    card = lock_card(session, card_id)
+    new = evaluated_tier(rules, tier_metric(session, card_id, rules, now))
+    if new == card.tier_key:
+        return None
+    change = TierChange(card.id, card.tier_key, new)
+    card.tier_key = new
+    return change
 
 
 @dataclass(frozen=True)

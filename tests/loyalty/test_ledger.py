@@ -97,6 +97,21 @@ def test_tiers_go_up_at_once_and_down_only_at_evaluation(db_session: Session) ->
     assert ledger.evaluate_tiers(db_session, program) == []
 
 
+def test_tier_evaluation_counts_a_purchase_made_after_it_read_the_candidates(
+    db_session: Session,
+) -> None:
+    """The nightly pass reads every card's metric at once, while tills keep selling: a card it
+    would downgrade is checked again, under its lock, on its metric as it is then."""
+    program = make_program(db_session, rules=EXPIRING)
+    card = make_card(db_session, program)
+    buy(db_session, card, 100_000, utcnow() - timedelta(days=400))  # gourmet, out of the window
+    assert ledger.tier_candidates(db_session, program, now=utcnow()) == [card.id]
+    buy(db_session, card, 100_000, utcnow())  # meanwhile: qualifies again
+    assert ledger.retier(db_session, card.id, program, now=utcnow()) is None
+    assert card.tier_key == "gourmet"
+    assert ledger.evaluate_tiers(db_session, program) == []
+
+
 def test_welcome_bonus_on_joining_is_credited_once(db_session: Session) -> None:
     rules = {"currency": "RUB", "earning": {"welcome_bonus": {"points": 75, "on": "join"}}}
     program = make_program(db_session, rules=rules)
