@@ -222,6 +222,59 @@ def create_api_key(
     click.echo("Store this key now: it is not shown again.", err=True)
 
 
+@passes_cli.command("create-user")
+@click.option("--program", "slug", required=True, help="Program slug.")
+@click.option("--email", required=True, help="The user's e-mail (their sign-in name).")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "marketer", "clerk"]),
+    required=True,
+    help="admin: everything; marketer: all but users and keys; clerk: the scanner only.",
+)
+@click.option("--name", default="", help="The user's name, as the console shows it.")
+@click.option("--store", "store_name", help="A clerk's store.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input instead."
+)
+def create_user_command(
+    slug: str, email: str, role: str, name: str, store_name: str | None, password_stdin: bool
+) -> None:
+    """Create a staff user; without --password-stdin, print a new password once."""
+    import secrets
+    import sys
+
+    from sqlalchemy import select
+
+    from passes.accounts.service import AccountError, create_user
+    from passes.loyalty.models import Program, Store
+
+    generated = not password_stdin
+    password = secrets.token_urlsafe(15) if generated else sys.stdin.readline().rstrip("\n")
+    with _state().sessionmaker() as session:
+        program = session.scalar(select(Program).where(Program.slug == slug))
+        if program is None:
+            raise click.ClickException(f"there is no program {slug!r}")
+        store = None
+        if store_name:
+            store = session.scalar(
+                select(Store).where(Store.program_id == program.id, Store.name == store_name)
+            )
+            if store is None:
+                names = ", ".join(s.name for s in program.stores) or "none"
+                raise click.ClickException(f"there is no store {store_name!r} (stores: {names})")
+        try:
+            user = create_user(
+                session, program, email=email, name=name, role=role, password=password, store=store
+            )
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+        session.commit()
+        click.echo(f"created {user.role} {user.email} of {program.slug}", err=True)
+    if generated:
+        click.echo(password)
+        click.echo("Give this password to the user now: it is not shown again.", err=True)
+
+
 @passes_cli.command("check-ledger")
 def check_ledger_command() -> None:
     """Recompute every card's balance from its ledger entries and point lots; report drift."""

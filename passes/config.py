@@ -69,6 +69,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": 3600 * 8,
+    # A console sign-in lasts this long (then sign in again), however active.
+    "CONSOLE_SESSION_HOURS": 12,
     # Largest request body accepted (uploads included).
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
 }

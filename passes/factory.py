@@ -7,7 +7,7 @@ import os
 import secrets
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["PUBLIC_URL"] = public_url
     if app.config["SESSION_COOKIE_SECURE"] is None:
         app.config["SESSION_COOKIE_SECURE"] = public_url.startswith("https://")
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(
+        hours=float(app.config["CONSOLE_SESSION_HOURS"])
+    )
 
     engine = make_engine(app.config["DATABASE_URL"])
     apple, apple_error, development = _apple_issuer(app.config, public_url)

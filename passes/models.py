@@ -1,5 +1,6 @@
 """Every mapped model, imported in one place so the metadata is complete for migrations."""
 
+from passes.accounts.models import SignInFailure, StaffUser
 from passes.db import Base
 from passes.loyalty import pass_versions
 from passes.loyalty.models import (
@@ -45,6 +46,8 @@ __all__ = [
     "Purchase",
     "RateBucket",
     "RewardStock",
+    "SignInFailure",
+    "StaffUser",
     "Store",
     "WalletUpdate",
     "pass_versions",

@@ -20,6 +20,7 @@ def register_web(app: Flask) -> None:
     from passes.web.api import programs as _programs  # noqa: F401  (routes on the till blueprint)
     from passes.web.api.openapi import docs
     from passes.web.api.till import till
+    from passes.web.console import console
     from passes.web.passkit import passkit
     from passes.web.public import public
     from passes.web.store import store
@@ -27,6 +28,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(public)
     app.register_blueprint(till)
     app.register_blueprint(store)
+    app.register_blueprint(console)
     app.register_blueprint(docs)
     app.register_blueprint(passkit)
     # Token-authenticated JSON: no cookies, so no CSRF tokens.

@@ -14,8 +14,9 @@ from passes.loyalty.calculator import _MINOR_DIGITS
 from passes.loyalty.ledger import rules_of
 from passes.loyalty.models import ApiKey
 from passes.web.api.keys import KeyRejected, authenticate
-from passes.web.api.till import STAFF_SESSION_KEY, till
+from passes.web.api.till import till
 from passes.web.context import db
+from passes.web.staff_session import STAFF_SESSION_KEY, user_session_lapsed
 
 store = Blueprint("store", __name__, url_prefix="/store")
 
@@ -27,7 +28,7 @@ def signed_in_key() -> ApiKey | None:
     """The key this browser signed in with, while it is still valid (the session is dropped if
     the key was revoked, expired or deleted since)."""
     key_id = session.get(STAFF_SESSION_KEY)
-    if key_id is None:
+    if key_id is None or user_session_lapsed():
         return None
     key = db().get(ApiKey, key_id) if isinstance(key_id, int) else None
     if (

@@ -73,6 +73,7 @@ from passes.web.api.schemas import (
     TransferOut,
 )
 from passes.web.context import app_state, db, db_connection
+from passes.web.staff_session import STAFF_SESSION_KEY, user_session_lapsed
 
 till = Blueprint("till", __name__, url_prefix="/api/v1")
 Body = TypeVar("Body", bound=BaseModel)
@@ -138,10 +139,9 @@ def require_role(key: Caller, roles: tuple[str, ...]) -> Caller:
     return key
 
 
-STAFF_SESSION_KEY = "staff_api_key_id"
-
-
 def _session_key(connection: Connection | None) -> Caller:
+    if user_session_lapsed(connection):  # a clerk disabled, or whose password changed since
+        raise Problem(401, "unauthorized", "the staff session has ended; sign in again")
     try:
         key = caller_by_id(connection or db(), session[STAFF_SESSION_KEY])
     except KeyRejected as exc:

@@ -1,0 +1,205 @@
+"""The console's sign-in and who may open which page: every console route against every kind
+of user, including a marketer of another program, on both engines."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
+
+from factories import make_card, make_program
+from passes.accounts.models import StaffUser
+from passes.accounts.service import create_user, disable
+from passes.loyalty.models import Program
+from passes.web.staff_session import STAFF_SESSION_KEY, USER_KEY
+from support import csrf_token
+
+PASSWORD = "correct horse battery"
+META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+
+@dataclass
+class Staff:
+    program: Program
+    other: Program
+    admin: StaffUser
+    marketer: StaffUser
+    clerk: StaffUser
+    stranger: StaffUser  # a marketer of the other program
+
+
+@pytest.fixture
+def staff(app: Flask, db_session: Session) -> Staff:
+    program = make_program(db_session, name="Зерно")
+    other = make_program(db_session, name="Other")
+    make_card(db_session, program)
+
+    def user(program: Program, email: str, role: str, **extra: object) -> StaffUser:
+        return create_user(
+            db_session,
+            program,
+            email=email,
+            name=email.split("@")[0],
+            role=role,
+            password=PASSWORD,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    people = Staff(
+        program,
+        other,
+        user(program, "admin@zerno.example", "admin"),
+        user(program, "marketer@zerno.example", "marketer"),
+        user(program, "clerk@zerno.example", "clerk", store=program.stores[0]),
+        user(other, "marketer@other.example", "marketer"),
+    )
+    db_session.commit()
+    return people
+
+
+def sign_in(client: FlaskClient, email: str, password: str = PASSWORD) -> TestResponse:
+    token = csrf_token(client, "/console/login")
+    return client.post(
+        "/console/login", data={"csrf_token": token, "email": email, "password": password}
+    )
+
+
+def test_sign_in_sends_each_role_home(client: FlaskClient, staff: Staff) -> None:
+    slug = staff.program.slug
+    for user, home in [
+        (staff.admin, f"/console/{slug}/"),
+        (staff.marketer, f"/console/{slug}/"),
+        (staff.clerk, "/store"),
+    ]:
+        fresh = client.application.test_client()  # a browser of their own
+        response = sign_in(fresh, user.email)
+        assert response.status_code == 303 and response.location.endswith(home), user.email
+        page = fresh.get(home)
+        assert page.status_code == 200
+        assert page.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("who", ["admin", "marketer", "clerk", "stranger", None])
+def test_every_console_page_checks_who_is_asking(app: Flask, staff: Staff, who: str | None) -> None:
+    client = app.test_client()
+    if who is not None:
+        assert sign_in(client, getattr(staff, who).email).status_code == 303
+    slug = staff.program.slug
+    expected = {
+        # page: status for admin, marketer, clerk, stranger (of another program), nobody
+        f"/console/{slug}/": {"admin": 200, "marketer": 200, "clerk": 403, "stranger": 403},
+        f"/console/{slug}/users": {"admin": 200, "marketer": 403, "clerk": 403, "stranger": 403},
+    }
+    for path, statuses in expected.items():
+        response = client.get(path)
+        if who is None:
+            assert response.status_code == 303 and "/console/login" in response.location, path
+        else:
+            assert response.status_code == statuses[who], (path, who)
+    if who == "stranger":  # their own program's pages are theirs
+        assert client.get(f"/console/{staff.other.slug}/").status_code == 200
+
+
+def test_the_overview_and_users_pages_show_the_program(client: FlaskClient, staff: Staff) -> None:
+    sign_in(client, staff.admin.email)
+    overview = client.get(f"/console/{staff.program.slug}/").get_data(as_text=True)
+    assert "Зерно" in overview and 'id="members">1<' in overview
+    users = client.get(f"/console/{staff.program.slug}/users").get_data(as_text=True)
+    assert staff.clerk.email in users and staff.stranger.email not in users
+
+
+def test_a_wrong_password_re_renders_the_form_and_signs_nobody_in(
+    client: FlaskClient, staff: Staff
+) -> None:
+    response = sign_in(client, staff.admin.email, "not the password")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "wrong" in page and 'value="admin@zerno.example"' in page and PASSWORD not in page
+    with client.session_transaction() as session:
+        assert USER_KEY not in session
+    empty = client.post("/console/login", data={"csrf_token": csrf_token(client, "/console/login")})
+    assert empty.status_code == 422
+
+
+def test_repeated_failures_lock_the_sign_in_for_a_while(client: FlaskClient, staff: Staff) -> None:
+    for _ in range(5):
+        assert sign_in(client, staff.admin.email, "guess").status_code == 422
+    locked = sign_in(client, staff.admin.email)
+    assert locked.status_code == 429 and "Too many" in locked.get_data(as_text=True)
+
+
+def test_sign_in_needs_the_form_s_csrf_token(client: FlaskClient, staff: Staff) -> None:
+    response = client.post(
+        "/console/login", data={"email": staff.admin.email, "password": PASSWORD}
+    )
+    assert response.status_code == 400 and "expired" in response.get_data(as_text=True)
+    with client.session_transaction() as session:
+        assert USER_KEY not in session
+    sign_in(client, staff.admin.email)
+    assert client.post("/console/logout").status_code == 400  # sign-out needs it too
+
+
+def test_a_sign_in_starts_a_fresh_session_and_sign_out_ends_it(
+    client: FlaskClient, staff: Staff
+) -> None:
+    with client.session_transaction() as session:
+        session["planted"] = "by someone else"
+    sign_in(client, staff.marketer.email)
+    with client.session_transaction() as session:
+        assert "planted" not in session and session[USER_KEY] == staff.marketer.id
+        assert session.permanent
+    home = f"/console/{staff.program.slug}/"
+    page = client.get(home).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    assert client.post("/console/logout", data={"csrf_token": token.group(1)}).status_code == 303
+    assert client.get(home).status_code == 303
+
+
+def test_a_password_change_or_disabling_ends_open_sessions(
+    app: Flask, staff: Staff, db_session: Session
+) -> None:
+    marketer, clerk = app.test_client(), app.test_client()
+    sign_in(marketer, staff.marketer.email)
+    sign_in(clerk, staff.clerk.email)
+    assert clerk.get("/store").status_code == 200
+    staff.marketer.password_hash = "scrypt:changed-elsewhere"
+    disable(db_session, staff.clerk)
+    db_session.commit()
+    assert marketer.get(f"/console/{staff.program.slug}/").status_code == 303
+    with marketer.session_transaction() as session:
+        assert USER_KEY not in session
+    assert clerk.get("/store").status_code == 303  # the scanner too
+
+
+def test_a_clerk_records_purchases_from_the_scanner_through_their_store_key(
+    client: FlaskClient, staff: Staff, db_session: Session
+) -> None:
+    sign_in(client, staff.clerk.email)
+    with client.session_transaction() as session:
+        assert session[STAFF_SESSION_KEY] == staff.clerk.api_key_id
+    page = client.get("/store").get_data(as_text=True)
+    meta = META_CSRF.search(page)
+    assert meta is not None
+    number = make_card(db_session, staff.program).number
+    db_session.commit()
+    bought = client.post(
+        "/api/v1/purchases",
+        json={"card": number, "amount": 10_000, "currency": "RUB"},
+        headers={"Idempotency-Key": str(uuid.uuid4()), "X-CSRFToken": meta.group(1)},
+    )
+    assert bought.status_code == 201, bought.get_data(as_text=True)
+    staff.clerk.password_hash = "scrypt:changed-elsewhere"
+    db_session.commit()
+    again = client.post(
+        "/api/v1/purchases",
+        json={"card": number, "amount": 10_000, "currency": "RUB"},
+        headers={"Idempotency-Key": str(uuid.uuid4()), "X-CSRFToken": meta.group(1)},
+    )
+    assert again.status_code == 401
