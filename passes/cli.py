@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -101,11 +102,38 @@ def demo() -> None:
     state = _state()
     with state.sessionmaker() as session:
         program, cards = load_demo(session, barcode_key=state.barcode_key)
+        admin_password = _demo_admin(session, program)
         session.commit()
         base = current_app.config["PUBLIC_URL"]
         click.echo(f"demo program '{program.name}': join at {base}/p/{program.slug}/join")
         for card in cards:
             click.echo(f"  {card.member.name}: {base}/c/{card.page_token}")
+        if admin_password is not None:
+            click.echo(
+                f"console: {base}/console/login as {DEMO_ADMIN} with password {admin_password}"
+                " (shown once)"
+            )
+
+
+DEMO_ADMIN = "admin@demo.loyalpass.test"
+
+
+def _demo_admin(session: Any, program: Any) -> str | None:
+    """A console admin for the demo program, made once; its new password (None if it exists)."""
+    import secrets
+
+    from sqlalchemy import select
+
+    from passes.accounts.models import StaffUser
+    from passes.accounts.service import create_user
+
+    if session.scalar(select(StaffUser.id).where(StaffUser.email == DEMO_ADMIN)) is not None:
+        return None
+    password = secrets.token_urlsafe(12)
+    create_user(
+        session, program, email=DEMO_ADMIN, name="Demo admin", role="admin", password=password
+    )
+    return password
 
 
 @passes_cli.group("program")
