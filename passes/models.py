@@ -18,6 +18,7 @@ from passes.loyalty.models import (
     Store,
     WalletUpdate,
 )
+from passes.marketing.models import Campaign, CardOffer
 from passes.push.models import (
     AppleDevice,
     AppleRegistration,
@@ -33,7 +34,9 @@ __all__ = [
     "AppleDevice",
     "AppleRegistration",
     "Base",
+    "Campaign",
     "Card",
+    "CardOffer",
     "GoogleClass",
     "GoogleNotification",
     "GoogleObject",

@@ -137,6 +137,20 @@ def deliver_wallet_updates(app: Flask) -> None:
             log.exception("%s failed; the other wallet is unaffected", deliver.__name__)
 
 
+def send_campaigns(app: Flask, now: datetime | None = None) -> int:
+    """Send the campaigns that are due (each by one worker only), then take expired offers off
+    their cards."""
+    from passes.marketing.campaigns import end_expired, send_due
+
+    state: AppState = app.extensions["passes"]
+    with state.sessionmaker() as session:
+        sent = send_due(session, now)
+        ended = end_expired(session, now)
+    if sent or ended:
+        log.info("campaigns sent: %s; ended: %s", sent, ended)
+    return len(sent)
+
+
 def build_scheduler(app: Flask) -> BackgroundScheduler:
     """A scheduler with every recurring job registered (not started)."""
     scheduler = BackgroundScheduler(timezone=UTC)
@@ -164,6 +178,15 @@ def build_scheduler(app: Flask) -> BackgroundScheduler:
             coalesce=True,
             max_instances=1,
         )
+    scheduler.add_job(
+        send_campaigns,
+        "interval",
+        seconds=30,
+        args=[app],
+        id="send-campaigns",
+        coalesce=True,
+        max_instances=1,
+    )
     scheduler.add_job(
         expire_points,
         "interval",

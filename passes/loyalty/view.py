@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import object_session
+
 from passes.loyalty.card_numbers import format_card_number
 from passes.loyalty.models import Card, Program
-from passes.wallet.view import Branding, CardView, Location
+from passes.wallet.view import Branding, CardView, Location, Offer
 
 
 def branding_of(program: Program) -> Branding:
@@ -39,6 +41,14 @@ def branding_of(program: Program) -> Branding:
     )
 
 
+def _offers(card: Card) -> tuple[Offer, ...]:
+    """The campaigns' offers on the card now (read through the card's session)."""
+    from passes.marketing.campaigns import active_offers  # marketing builds on loyalty
+
+    session = object_session(card)
+    return active_offers(session, card.id) if session is not None else ()
+
+
 def card_view(card: Card) -> CardView:
     """Everything a wallet needs to draw ``card``; the pass changes iff this changes."""
     program = card.program
@@ -53,7 +63,7 @@ def card_view(card: Card) -> CardView:
         member_name=card.member.name,
         points_balance=card.points_balance,
         tier_name=program.tier_name(card.tier_key),
-        offers=(),
+        offers=_offers(card),
         member_since=card.created_at,
         updated_at=updated_at,
     )

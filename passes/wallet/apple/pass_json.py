@@ -83,8 +83,11 @@ def _document(
     secondary.append({"key": "member", "label": "Member", "value": values["member"]})
 
     back: list[dict[str, Any]] = []
-    for offer in shape.offers:
-        back.append({"key": f"offer_{offer.key}", "label": offer.title, "value": offer.text})
+    for position, offer in enumerate(shape.offers):
+        field = {"key": f"offer_{offer.key}", "label": offer.title, "value": offer.text}
+        if position == 0:  # the newest offer: its arrival shows on the lock screen
+            field.update(key="offer", changeMessage="%@")
+        back.append(field)
     if brand.terms:
         back.append({"key": "terms", "label": "Terms and conditions", "value": brand.terms})
     back.append(

@@ -1,0 +1,1 @@
+"""Campaigns: offers sent to a segment of a program's members, now or at a set time."""
