@@ -203,3 +203,106 @@ def test_a_clerk_records_purchases_from_the_scanner_through_their_store_key(
         headers={"Idempotency-Key": str(uuid.uuid4()), "X-CSRFToken": meta.group(1)},
     )
     assert again.status_code == 401
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+def form_token(client: FlaskClient, path: str) -> str:
+    return csrf_token(client, path)
+
+
+def campaign_form(**changes: str) -> dict[str, str]:
+    values = {
+        "title": "Кофе за полцены",
+        "text": "Любой кофе −50 % до воскресенья",
+        "kind": "all",
+        "valid_until": "2099-01-01T12:00",
+        "when": "now",
+        "action": "schedule",
+    }
+    values.update(changes)
+    return values
+
+
+def test_a_marketer_previews_schedules_and_cancels_a_campaign(
+    client: FlaskClient, staff: Staff
+) -> None:
+    sign_in(client, staff.marketer.email)
+    base = f"/console/{staff.program.slug}/campaigns"
+    preview = client.post(
+        f"{base}/new",
+        data={**campaign_form(action="preview"), "csrf_token": form_token(client, f"{base}/new")},
+    )
+    assert preview.status_code == 200
+    assert 'id="reach">This segment reaches <strong>1</strong>' in preview.get_data(as_text=True)
+    refused = client.post(
+        f"{base}/new",
+        data={
+            **campaign_form(kind="tier", segment_tier="platinum"),
+            "csrf_token": form_token(client, f"{base}/new"),
+        },
+    )
+    assert refused.status_code == 422 and "segment.tier" in refused.get_data(as_text=True)
+    later = client.post(
+        f"{base}/new",
+        data={
+            **campaign_form(when="later", send_at="2098-06-01T09:00"),
+            "csrf_token": form_token(client, f"{base}/new"),
+        },
+    )
+    assert later.status_code == 303
+    detail = client.get(later.location)
+    page = detail.get_data(as_text=True)
+    assert 'id="status">scheduled' in page and "Кофе за полцены" in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    cancelled = client.post(f"{later.location}/cancel", data={"csrf_token": token.group(1)})
+    assert cancelled.status_code == 303
+    assert 'id="status">cancelled' in client.get(later.location).get_data(as_text=True)
+    again = client.post(f"{later.location}/cancel", data={"csrf_token": token.group(1)})
+    assert again.status_code == 409
+    listing = client.get(base).get_data(as_text=True)
+    assert "Кофе за полцены" in listing and "cancelled" in listing
+
+
+@pytest.mark.parametrize("who", ["admin", "marketer", "clerk", "stranger", None])
+def test_every_campaign_page_checks_who_is_asking(
+    app: Flask, staff: Staff, db_session: Session, who: str | None
+) -> None:
+    from datetime import timedelta
+
+    from passes.db import utcnow
+    from passes.marketing.campaigns import Draft, schedule
+
+    now = utcnow()
+    draft = Draft("Offer", "Text", {"kind": "all"}, now, now + timedelta(days=1), now)
+    campaign = schedule(db_session, staff.program, draft, "admin@zerno.example")
+    theirs = schedule(db_session, staff.other, draft, "marketer@other.example")
+    db_session.commit()
+    client = app.test_client()
+    if who is not None:
+        sign_in(client, getattr(staff, who).email)
+    base = f"/console/{staff.program.slug}/campaigns"
+    allowed = who in ("admin", "marketer")
+    for path in (base, f"{base}/new", f"{base}/{campaign.id}"):
+        response = client.get(path)
+        if who is None:
+            assert response.status_code == 303, path
+        else:
+            assert response.status_code == (200 if allowed else 403), (path, who)
+    cancel = client.post(f"{base}/{campaign.id}/cancel", data={})
+    assert cancel.status_code == 400  # no CSRF token: refused before anything else
+    if allowed:  # a campaign of another program does not exist here
+        assert client.get(f"{base}/{theirs.id}").status_code == 404
+    elif who is not None:  # with a valid CSRF token of their own pages: still refused
+        page = client.get("/store" if who == "clerk" else f"/console/{staff.other.slug}/")
+        token = re.search(
+            r'(?:name="csrf_token" value|name="csrf-token" content)="([^"]+)"',
+            page.get_data(as_text=True),
+        )
+        assert token is not None
+        refused = client.post(f"{base}/{campaign.id}/cancel", data={"csrf_token": token.group(1)})
+        assert refused.status_code == 403
+        db_session.refresh(campaign)
+        assert campaign.status == "scheduled"

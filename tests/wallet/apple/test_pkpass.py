@@ -80,7 +80,8 @@ def test_pass_json_is_a_store_card_with_every_required_part() -> None:
     assert secondary["member"]["value"] == "Анна Смирнова"
     assert card["auxiliaryFields"][0]["value"] == "7701 2345 6789 0128"
     back = {field["key"]: field for field in card["backFields"]}
-    assert {"terms", "support", "offer_coffee", "member_since"} <= set(back)
+    assert {"terms", "support", "offer", "member_since"} <= set(back)
+    assert back["offer"]["changeMessage"] == "%@"  # the newest offer shows on the lock screen
     assert "hello@zerno.example" in back["support"]["value"]
     keys = [
         field["key"]
