@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     # How often the scheduler delivers pending wallet updates, and how many cards per batch.
     "PUSH_ENABLED": True,
     "PUSH_INTERVAL_SECONDS": 2.0,
-    "PUSH_BATCH_SIZE": 1000,
+    "PUSH_BATCH_SIZE": 5000,
     # Google Wallet: the issuer id from the Pay & Wallet Console and a service-account key file
     # (JSON). Both unset: no Google Wallet button. ORIGINS: the web origins of the save button,
     # comma-separated (default: PUBLIC_URL).

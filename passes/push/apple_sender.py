@@ -15,9 +15,9 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import Table, and_, bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from passes.db import utcnow
@@ -110,32 +110,47 @@ def deliver_apple_updates(
         gone = _remove_dead_tokens(session, results)
         report.removed_devices = gone
         report.pushed = sum(1 for r in results if r.status == 200)
+        delivered: list[dict[str, Any]] = []
+        retrying: list[dict[str, Any]] = []
         for card_id, revision, attempts in claimed:
             outcomes = [by_token.get(token) for token in tokens_of.get(card_id, ())]
             if all(o is not None and not o.retryable for o in outcomes):
-                session.execute(
-                    update(WalletUpdate)
-                    .where(WalletUpdate.card_id == card_id)
-                    .values(
-                        # A change that arrived while we pushed keeps the row pending.
-                        apple_pending=WalletUpdate.revision != revision,
-                        apple_not_before=None,
-                        apple_attempts=0,
-                    )
-                )
-                report.delivered += 1
+                delivered.append({"b_card": card_id, "b_revision": revision})
             else:
-                session.execute(
-                    update(WalletUpdate)
-                    .where(WalletUpdate.card_id == card_id)
-                    .values(
-                        apple_not_before=now + backoff(attempts, rng),
-                        apple_attempts=attempts + 1,
-                    )
+                retrying.append(
+                    {
+                        "b_card": card_id,
+                        "b_not_before": now + backoff(attempts, rng),
+                        "b_attempts": attempts + 1,
+                    }
                 )
-                report.retrying += 1
+        # One executemany each (pipelined by the driver), not a statement per card.
+        connection = session.connection()
+        if delivered:
+            connection.execute(_DELIVERED, delivered)
+        if retrying:
+            connection.execute(_RETRYING, retrying)
+        report.delivered, report.retrying = len(delivered), len(retrying)
         session.commit()
     return report
+
+
+_OUTBOX = cast(Table, WalletUpdate.__table__)
+_DELIVERED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.card_id == bindparam("b_card"))
+    .values(
+        # A change that arrived while we pushed keeps the row pending.
+        apple_pending=_OUTBOX.c.revision != bindparam("b_revision"),
+        apple_not_before=None,
+        apple_attempts=0,
+    )
+)
+_RETRYING = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.card_id == bindparam("b_card"))
+    .values(apple_not_before=bindparam("b_not_before"), apple_attempts=bindparam("b_attempts"))
+)
 
 
 def _release(session: Session, card_ids: list[int], not_before: datetime) -> None:
