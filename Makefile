@@ -45,6 +45,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/webservice.py
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/google_sync.py
+	$(BIN)/python bench/campaign.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
