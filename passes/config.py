@@ -69,6 +69,9 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": 3600 * 8,
+    # Proxies in front of the app that set X-Forwarded-For/-Proto/-Host (the sign-in rate limit
+    # needs the client's address, not the proxy's). 0: none, the app is reached directly.
+    "PROXY_HOPS": 0,
     # A console sign-in lasts this long (then sign in again), however active.
     "CONSOLE_SESSION_HOURS": 12,
     # Largest request body accepted (uploads included).

@@ -7,12 +7,13 @@ import os
 import secrets
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from passes.config import DEFAULTS, coerce_booleans
 from passes.db import ThreadConnections, make_engine, make_sessionmaker
@@ -66,10 +67,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["PUBLIC_URL"] = public_url
     if app.config["SESSION_COOKIE_SECURE"] is None:
         app.config["SESSION_COOKIE_SECURE"] = public_url.startswith("https://")
-    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(
-        hours=float(app.config["CONSOLE_SESSION_HOURS"])
-    )
 
+    hops = int(app.config["PROXY_HOPS"])
+    if hops > 0:  # trust exactly that many proxies' X-Forwarded-* headers
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
     engine = make_engine(app.config["DATABASE_URL"])
     apple, apple_error, development = _apple_issuer(app.config, public_url)
     if apple_error and not running_maintenance_command():

@@ -92,12 +92,18 @@ class SignInRefused(Exception):
 def sign_in(
     session: Session, email: str, password: str, address: str, now: datetime | None = None
 ) -> StaffUser:
-    """The user whose e-mail and password these are, or SignInRefused. Failures are recorded
-    (the caller commits either way) and, past the limits, refused before any password check."""
+    """The user whose e-mail and password these are, or SignInRefused. Every attempt is
+    recorded first (committed here); past the limits it is refused before any password check.
+    The caller commits the outcome."""
     now = now or utcnow()
     email = normalise_email(email)[:254]
     address = address[:64]
     since = now - WINDOW
+    session.execute(delete(SignInFailure).where(SignInFailure.at <= since))  # the window only
+    # The attempt is recorded (and committed) before it is judged, so that parallel guesses
+    # count each other; a successful one removes it again.
+    session.add(SignInFailure(email=email, address=address, at=now))
+    session.commit()
     by_email = session.scalar(
         select(func.count())
         .select_from(SignInFailure)
@@ -108,7 +114,7 @@ def sign_in(
         .select_from(SignInFailure)
         .where(SignInFailure.address == address, SignInFailure.at > since)
     )
-    if (by_email or 0) >= FAILURES_PER_EMAIL or (by_address or 0) >= FAILURES_PER_ADDRESS:
+    if (by_email or 0) > FAILURES_PER_EMAIL or (by_address or 0) > FAILURES_PER_ADDRESS:
         minutes = int(WINDOW.total_seconds() // 60)
         raise SignInRefused(
             f"Too many failed sign-ins. Try again in {minutes} minutes.", status=429
@@ -118,8 +124,6 @@ def sign_in(
         user.password_hash if user is not None else _DUMMY_HASH, password[:MAX_PASSWORD]
     )
     if user is None or not matches or user.disabled_at is not None:
-        session.add(SignInFailure(email=email, address=address, at=now))
-        session.flush()
         raise SignInRefused("The e-mail or the password is wrong.", status=422)
     session.execute(delete(SignInFailure).where(SignInFailure.email == email))
     user.last_sign_in_at = now

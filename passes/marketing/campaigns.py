@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from passes.db import upsert_insert, utcnow
 from passes.loyalty.ledger import rules_of
@@ -75,7 +76,9 @@ def schedule(
         segment=segment,
         valid_from=draft.valid_from,
         valid_until=draft.valid_until,
-        send_at=max(draft.send_at, now),
+        # Sent when its offer starts to show, never before: a card changed before the offer is
+        # visible would not change again when it becomes so.
+        send_at=max(draft.send_at, draft.valid_from, now),
         status="scheduled",
         created_by=created_by,
         created_at=now,
@@ -131,6 +134,13 @@ def cancel(session: Session, campaign: Campaign) -> bool:
 def send_due(session: Session, now: datetime | None = None) -> list[int]:
     """Send every campaign due by ``now`` that this worker can claim; their ids. Commits."""
     now = now or utcnow()
+    # Due but already over (the scheduler was down): ended without touching a card.
+    session.execute(
+        update(Campaign)
+        .where(Campaign.status == "scheduled", Campaign.valid_until <= now)
+        .values(status="ended")
+        .execution_options(synchronize_session=False)
+    )
     due = session.scalars(
         select(Campaign.id)
         .where(
@@ -273,10 +283,19 @@ def end_expired(session: Session, now: datetime | None = None) -> list[int]:
     now = now or utcnow()
     ended: list[int] = []
     for campaign in session.scalars(
-        select(Campaign).where(Campaign.status.in_(LIVE), Campaign.valid_until <= now)
+        select(Campaign).where(Campaign.status == "sent", Campaign.valid_until <= now)
     ).all():
+        claimed = session.execute(  # one worker ends it (and bumps its cards) once
+            update(Campaign)
+            .where(Campaign.id == campaign.id, Campaign.status == "sent")
+            .values(status="ended")
+            .execution_options(synchronize_session=False)
+        )
+        if not claimed.rowcount:  # type: ignore[attr-defined]
+            session.rollback()
+            continue
+        set_committed_value(campaign, "status", "ended")
         touch_cards(session.connection(), campaign.id, campaign.program, now)
-        campaign.status = "ended"
         session.commit()
         ended.append(campaign.id)
     return ended

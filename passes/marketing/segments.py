@@ -66,7 +66,7 @@ def parse_segment(data: Any, rules: ProgramRules) -> dict[str, Any]:
 
 def _whole(data: dict[str, Any], field: str, low: int, high: int) -> int:
     value = data.get(field)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise SegmentError(field, f"must be a whole number from {low} to {high}")

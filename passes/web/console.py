@@ -10,6 +10,7 @@ Secure behind https). Every form carries a CSRF token.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -35,7 +36,13 @@ from passes.accounts.service import session_stamp as make_stamp
 from passes.loyalty.models import Card
 from passes.push.models import AppleRegistration
 from passes.web.context import db
-from passes.web.staff_session import STAFF_SESSION_KEY, STAMP_KEY, USER_KEY, signed_in_user
+from passes.web.staff_session import (
+    SIGNED_IN_KEY,
+    STAFF_SESSION_KEY,
+    STAMP_KEY,
+    USER_KEY,
+    signed_in_user,
+)
 
 console = Blueprint("console", __name__, url_prefix="/console")
 
@@ -89,7 +96,7 @@ def login() -> BaseResponse:
         return _render_login(None, 200)
     email = request.form.get("email", "")
     password = request.form.get("password", "")
-    session.pop(USER_KEY, None)  # a failed attempt leaves no earlier sign-in behind
+    session.clear()  # a failed attempt leaves no earlier sign-in (nor a scanner key) behind
     if not email.strip() or not password:
         return _render_login("Enter your e-mail and your password.", 422, email)
     try:
@@ -102,7 +109,7 @@ def login() -> BaseResponse:
     session.clear()
     session[USER_KEY] = user.id
     session[STAMP_KEY] = make_stamp(user.password_hash, current_app.config["SECRET_KEY"])
-    session.permanent = True  # ends after CONSOLE_SESSION_HOURS (PERMANENT_SESSION_LIFETIME)
+    session[SIGNED_IN_KEY] = int(time.time())  # the session ends CONSOLE_SESSION_HOURS later
     if user.role == "clerk" and user.api_key_id is not None:
         session[STAFF_SESSION_KEY] = user.api_key_id  # the scanner acts through their key
     return redirect(_home_of(user), 303)

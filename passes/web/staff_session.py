@@ -3,6 +3,7 @@ scanner a store key (a clerk's own, or one typed in on the scanner's sign-in pag
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from flask import current_app, session
@@ -14,6 +15,7 @@ from passes.web.context import db
 
 USER_KEY = "console_user"
 STAMP_KEY = "console_stamp"
+SIGNED_IN_KEY = "console_signed_in_at"  # Unix time of the sign-in
 STAFF_SESSION_KEY = "staff_api_key_id"  # the store key the scanner page acts through
 
 
@@ -50,8 +52,17 @@ def user_session_lapsed(connection: Connection | None = None) -> bool:
 
 
 def _still_valid(disabled_at: datetime | None, password_hash: str) -> bool:
+    """Not disabled, the same password, and signed in less than CONSOLE_SESSION_HOURS ago
+    (however active: the cookie is re-sent on every request, the sign-in time is not)."""
     secret = current_app.config["SECRET_KEY"]
-    return disabled_at is None and stamp_matches(password_hash, secret, session.get(STAMP_KEY))
+    signed_in = session.get(SIGNED_IN_KEY)
+    lifetime = float(current_app.config["CONSOLE_SESSION_HOURS"]) * 3600
+    return (
+        disabled_at is None
+        and isinstance(signed_in, int)
+        and 0 <= time.time() - signed_in < lifetime
+        and stamp_matches(password_hash, secret, session.get(STAMP_KEY))
+    )
 
 
 _USER_STATE = select(StaffUser.disabled_at, StaffUser.password_hash).where(

@@ -256,3 +256,32 @@ def test_two_workers_send_a_campaign_once(committed: tuple[Engine, int]) -> None
         campaign = session.get(Campaign, campaign_id)
         assert offers == 40 and campaign is not None and campaign.targeted == 40
         assert campaign.status == "sent"
+
+
+def test_an_offer_that_starts_later_is_sent_when_it_starts(db_session: Session) -> None:
+    program = make_program(db_session, rules=RULES)
+    make_card(db_session, program)
+    now = utcnow()
+    starts = now + timedelta(days=1)
+    campaign = schedule(db_session, program, draft({"kind": "all"}, valid_from=starts), "m")
+    db_session.commit()
+    assert campaign.send_at == starts
+    assert send_due(db_session, now + timedelta(minutes=1)) == []
+    assert send_due(db_session, starts) == [campaign.id]
+
+
+def test_a_campaign_over_before_it_could_be_sent_touches_no_card(db_session: Session) -> None:
+    program = make_program(db_session, rules=RULES)
+    card = make_card(db_session, program)
+    db_session.flush()
+    version = card.content_version
+    now = utcnow()
+    campaign = schedule(
+        db_session, program, draft({"kind": "all"}, valid_until=now + timedelta(hours=1)), "m"
+    )
+    db_session.commit()
+    assert send_due(db_session, now + timedelta(hours=2)) == []  # the scheduler was down
+    db_session.refresh(campaign)
+    db_session.refresh(card)
+    assert campaign.status == "ended" and card.content_version == version
+    assert db_session.scalar(select(func.count()).select_from(CardOffer)) == 0

@@ -10,14 +10,16 @@ from dataclasses import dataclass
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import TestResponse
 
 from factories import make_card, make_program
 from passes.accounts.models import StaffUser
 from passes.accounts.service import create_user, disable
 from passes.loyalty.models import Program
-from passes.web.staff_session import STAFF_SESSION_KEY, USER_KEY
+from passes.web.staff_session import SIGNED_IN_KEY, STAFF_SESSION_KEY, USER_KEY
 from support import csrf_token
 
 PASSWORD = "correct horse battery"
@@ -153,7 +155,7 @@ def test_a_sign_in_starts_a_fresh_session_and_sign_out_ends_it(
     sign_in(client, staff.marketer.email)
     with client.session_transaction() as session:
         assert "planted" not in session and session[USER_KEY] == staff.marketer.id
-        assert session.permanent
+        assert isinstance(session[SIGNED_IN_KEY], int)
     home = f"/console/{staff.program.slug}/"
     page = client.get(home).get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
@@ -306,3 +308,56 @@ def test_every_campaign_page_checks_who_is_asking(
         assert refused.status_code == 403
         db_session.refresh(campaign)
         assert campaign.status == "scheduled"
+
+
+def test_a_console_session_ends_after_its_hours_however_active(
+    client: FlaskClient, staff: Staff
+) -> None:
+    sign_in(client, staff.admin.email)
+    home = f"/console/{staff.program.slug}/"
+    assert client.get(home).status_code == 200
+    with client.session_transaction() as session:
+        session[SIGNED_IN_KEY] -= 12 * 3600 + 1  # CONSOLE_SESSION_HOURS ago
+    assert client.get(home).status_code == 303
+
+
+def test_a_clerk_whose_password_changed_loses_the_scanner_too(
+    client: FlaskClient, staff: Staff, db_session: Session
+) -> None:
+    sign_in(client, staff.clerk.email)
+    assert client.get("/store").status_code == 200
+    staff.clerk.password_hash = "scrypt:changed-elsewhere"  # the store key stays valid
+    db_session.commit()
+    assert client.get("/store").status_code == 303
+
+
+def test_a_failed_sign_in_clears_an_earlier_scanner_session(
+    client: FlaskClient, staff: Staff
+) -> None:
+    sign_in(client, staff.clerk.email)
+    meta = META_CSRF.search(client.get("/store").get_data(as_text=True))
+    assert meta is not None  # someone else tries on the same tablet
+    failed = client.post(
+        "/console/login",
+        data={"csrf_token": meta.group(1), "email": staff.clerk.email, "password": "wrong"},
+    )
+    assert failed.status_code == 422
+    with client.session_transaction() as session:
+        assert STAFF_SESSION_KEY not in session and USER_KEY not in session
+
+
+def test_behind_a_proxy_the_rate_limit_counts_the_client_s_address(
+    app: Flask, staff: Staff, db_session: Session
+) -> None:
+    from passes.accounts.models import SignInFailure
+
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # what PROXY_HOPS=1 installs
+    client = app.test_client()
+    token = csrf_token(client, "/console/login")
+    client.post(
+        "/console/login",
+        data={"csrf_token": token, "email": staff.admin.email, "password": "guess"},
+        headers={"X-Forwarded-For": "203.0.113.7"},
+    )
+    addresses = db_session.scalars(select(SignInFailure.address)).all()
+    assert addresses == ["203.0.113.7"]
