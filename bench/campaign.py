@@ -26,7 +26,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from _common import bench_database
+from _common import bench_database, bench_program
 from push import TEAM, TOPIC, FakeServer
 from sqlalchemy import Engine, create_engine, text
 
@@ -138,14 +138,7 @@ def main() -> None:
             state = app.extensions["passes"]
             upgrade(state.engine)
             with state.sessionmaker() as session:
-                program = Program(
-                    slug="bench",
-                    name="Bench",
-                    organization_name="Bench Ltd",
-                    description="Bench card",
-                    card_prefix="99",
-                    rules={"currency": "RUB", "earning": {"points": 1, "per_amount": 1000}},
-                )
+                program = bench_program()
                 session.add(program)
                 session.commit()
                 program_id = program.id

@@ -28,14 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import bench_database  # noqa: E402
+from _common import bench_database, bench_program  # noqa: E402
 from fake_google_wallet import FakeGoogleWallet  # noqa: E402
 from sqlalchemy import false, insert, literal, select, true, update  # noqa: E402
 
 from passes import create_app  # noqa: E402
 from passes.db import utcnow  # noqa: E402
 from passes.loyalty.enrollment import Applicant, enroll  # noqa: E402
-from passes.loyalty.models import Card, Program, Store, WalletUpdate  # noqa: E402
+from passes.loyalty.models import Card, Store, WalletUpdate  # noqa: E402
 from passes.loyalty.view import branding_of, card_view  # noqa: E402
 from passes.migrate import upgrade  # noqa: E402
 from passes.push.models import GoogleClass, GoogleObject  # noqa: E402
@@ -50,15 +50,7 @@ def prepare(env: dict[str, str], google: FakeGoogleWallet, cards: int) -> None:
     assert state.google is not None
     upgrade(state.engine)
     with state.sessionmaker() as session:
-        program = Program(
-            slug="bench",
-            name="Bench",
-            organization_name="Bench Ltd",
-            description="Bench card",
-            card_prefix="99",
-            rules={"currency": "RUB", "earning": {"points": 1, "per_amount": 1000}},
-            stores=[Store(name="Till", latitude=55.7, longitude=37.6)],
-        )
+        program = bench_program(stores=[Store(name="Till", latitude=55.7, longitude=37.6)])
         session.add(program)
         session.flush()
         for index in range(cards):

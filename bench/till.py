@@ -16,11 +16,19 @@ import statistics
 import time
 import uuid
 
-from _common import Request, bench_database, cpu_seconds, drive, gunicorn, postmaster_pid
+from _common import (
+    Request,
+    bench_database,
+    bench_program,
+    cpu_seconds,
+    drive,
+    gunicorn,
+    postmaster_pid,
+)
 
 from passes import create_app
 from passes.loyalty.enrollment import Applicant, enroll
-from passes.loyalty.models import Program, Store
+from passes.loyalty.models import Store
 from passes.migrate import upgrade
 from passes.web.api.keys import issue_key
 
@@ -32,15 +40,7 @@ def prepare(env: dict[str, str], cards: int) -> tuple[str, list[str]]:
     state = app.extensions["passes"]
     upgrade(state.engine)
     with state.sessionmaker() as session:
-        program = Program(
-            slug="bench",
-            name="Bench",
-            organization_name="Bench Ltd",
-            description="Bench card",
-            card_prefix="99",
-            rules={"currency": "RUB", "earning": {"points": 1, "per_amount": 1000}},
-            stores=[Store(name="Till", latitude=55.7, longitude=37.6)],
-        )
+        program = bench_program(stores=[Store(name="Till", latitude=55.7, longitude=37.6)])
         session.add(program)
         session.flush()
         numbers = [

@@ -39,6 +39,7 @@ from typing import NamedTuple
 from _common import (
     Request,
     bench_database,
+    bench_program,
     cpu_seconds,
     drive,
     gunicorn,
@@ -48,7 +49,6 @@ from _common import (
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from passes import create_app
-from passes.loyalty.models import Program
 from passes.migrate import upgrade
 from passes.push.registrations import _UPDATED_SINCE
 
@@ -131,14 +131,7 @@ def create_program(env: dict[str, str]) -> int:
     state = app.extensions["passes"]
     upgrade(state.engine)
     with state.sessionmaker() as session:
-        program = Program(
-            slug="bench",
-            name="Bench",
-            organization_name="Bench Ltd",
-            description="Bench card",
-            card_prefix="99",
-            rules={"currency": "RUB", "earning": {"points": 1, "per_amount": 1000}},
-        )
+        program = bench_program()
         session.add(program)
         session.commit()
         program_id = program.id
