@@ -37,7 +37,8 @@ from passes.wallet.view import Offer
 
 MAX_TITLE = 60
 MAX_TEXT = 300
-CLAIM_SECONDS = 600  # a claim older than this is a dead worker's: taken over
+CLAIM_SECONDS = 600  # a claim not renewed for this long is a dead worker's: taken over
+RANGE = 50_000  # card ids per transaction when a campaign is put on cards
 LIVE = ("sending", "sent")  # campaigns whose offers are on cards
 
 
@@ -161,7 +162,7 @@ def send_due(session: Session, now: datetime | None = None) -> list[int]:
         session.commit()
         campaign = session.get(Campaign, campaign_id)
         assert campaign is not None
-        targeted = _put_on_cards(session.connection(), campaign, now)
+        targeted = _put_on_cards(session, campaign, now)
         campaign.status, campaign.targeted = "sent", targeted
         session.commit()
         sent.append(campaign_id)
@@ -185,33 +186,57 @@ def _claim(session: Session, campaign_id: int, now: datetime) -> bool:
     return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
 
-def _put_on_cards(connection: Connection, campaign: Campaign, now: datetime) -> int:
+def _put_on_cards(session: Session, campaign: Campaign, now: datetime) -> int:
     """Write the campaign's offer onto every card of its segment, bump those cards' pass
-    versions and queue their wallet updates: three statements, no card loaded. The count."""
+    versions and queue their wallet updates, inside the database, no card loaded; the count.
+
+    Done and committed by ranges of card ids, so that no transaction holds many cards (a till
+    buying on one of them would wait), and each range renews the claim. A worker taking over
+    a dead one's claim starts again: offers are not written twice, though the cards of ranges
+    already done get one more version bump (and push)."""
     program = campaign.program
     condition = segment_condition(campaign.segment, program.id, rules_of(program), now)
-    insert = upsert_insert(connection.dialect.name)
-    targets = (
-        select(literal(campaign.id), Card.id, literal(now, type_=CardOffer.created_at.type))
-        .join(Member, Member.id == Card.member_id)
-        .where(condition)
-    )
-    connection.execute(
-        insert(CardOffer)
-        .from_select(["campaign_id", "card_id", "created_at"], targets)
-        .on_conflict_do_nothing()
-    )
-    touch_cards(connection, campaign.id, program, now)
-    count = connection.scalar(
+    low, high = session.execute(
+        select(func.min(Card.id), func.max(Card.id)).where(Card.program_id == program.id)
+    ).one()
+    for start in range(low or 0, (high or -1) + 1, RANGE):
+        cards = (start, start + RANGE)
+        connection = session.connection()
+        insert = upsert_insert(connection.dialect.name)
+        targets = (
+            select(literal(campaign.id), Card.id, literal(now, type_=CardOffer.created_at.type))
+            .join(Member, Member.id == Card.member_id)
+            .where(condition, Card.id >= cards[0], Card.id < cards[1])
+        )
+        connection.execute(
+            insert(CardOffer)
+            .from_select(["campaign_id", "card_id", "created_at"], targets)
+            .on_conflict_do_nothing()
+        )
+        touch_cards(connection, campaign.id, program, now, cards=cards)
+        connection.execute(  # the claim's heartbeat
+            update(Campaign).where(Campaign.id == campaign.id).values(sent_at=utcnow())
+        )
+        session.commit()
+    count = session.scalar(
         select(func.count()).select_from(CardOffer).where(CardOffer.campaign_id == campaign.id)
     )
     return int(count or 0)
 
 
-def touch_cards(connection: Connection, campaign_id: int, program: Program, now: datetime) -> None:
-    """Bump the pass version of every card that carries ``campaign_id``'s offer and queue its
-    wallet update (an offer arrived, or left)."""
-    on_cards = select(CardOffer.card_id).where(CardOffer.campaign_id == bindparam("campaign"))
+def touch_cards(
+    connection: Connection,
+    campaign_id: int,
+    program: Program,
+    now: datetime,
+    cards: tuple[int, int] | None = None,
+) -> None:
+    """Bump the pass version of every card that carries ``campaign_id``'s offer (with an id in
+    ``cards``, [from, to), when given) and queue its wallet update (an offer arrived, or left)."""
+    carrying = [CardOffer.campaign_id == bindparam("campaign")]
+    if cards is not None:
+        carrying += [CardOffer.card_id >= cards[0], CardOffer.card_id < cards[1]]
+    on_cards = select(CardOffer.card_id).where(*carrying)
     # The pass's time moves past the design's and the card's own, in whole seconds.
     floor = next_pass_time(program.design_updated_at)
     stamp = change_stamp(connection)
@@ -245,7 +270,7 @@ def touch_cards(connection: Connection, campaign_id: int, program: Program, now:
             literal(now, type_=WalletUpdate.requested_at.type),
             literal_column("0"),
             literal_column("0"),
-        ).where(CardOffer.campaign_id == bindparam("campaign")),
+        ).where(*carrying),
     )
     connection.execute(
         queued.on_conflict_do_update(

@@ -285,3 +285,23 @@ def test_a_campaign_over_before_it_could_be_sent_touches_no_card(db_session: Ses
     db_session.refresh(card)
     assert campaign.status == "ended" and card.content_version == version
     assert db_session.scalar(select(func.count()).select_from(CardOffer)) == 0
+
+
+def test_a_campaign_is_put_on_cards_range_by_range(
+    db_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import passes.marketing.campaigns as campaigns
+
+    monkeypatch.setattr(campaigns, "RANGE", 3)  # 8 cards: several transactions
+    program = make_program(db_session, rules=RULES)
+    cards = [make_card(db_session, program) for _ in range(8)]
+    db_session.flush()
+    versions = {card.id: card.content_version for card in cards}
+    campaign = schedule(db_session, program, draft({"kind": "all"}), "m")
+    db_session.commit()
+    assert send_due(db_session, utcnow() + timedelta(seconds=5)) == [campaign.id]
+    assert campaign.targeted == 8
+    for card in cards:
+        db_session.refresh(card)
+        assert card.content_version == versions[card.id] + 1  # each bumped once
+        assert db_session.get(WalletUpdate, card.id) is not None
