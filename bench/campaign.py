@@ -26,15 +26,15 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from _common import bench_database, bench_program
+from _common import bench_database
 from push import TEAM, TOPIC, FakeServer
 from sqlalchemy import Engine, create_engine, text
+from webservice import create_program
 
 from passes import create_app
 from passes.db import utcnow
 from passes.loyalty.models import Program
 from passes.marketing.campaigns import Draft, schedule
-from passes.migrate import upgrade
 from passes.wallet.apple.devcerts import create_dev_chain
 
 CHUNK = 100_000
@@ -133,15 +133,8 @@ def main() -> None:
                 "PASSES_APNS_ENDPOINT": f"https://127.0.0.1:{server.port}",
                 "PASSES_APNS_CA_FILE": str(server.ca_file),
             }
-            os.environ.update(env)
-            app = create_app()
-            state = app.extensions["passes"]
-            upgrade(state.engine)
-            with state.sessionmaker() as session:
-                program = bench_program()
-                session.add(program)
-                session.commit()
-                program_id = program.id
+            program_id = create_program(env)  # migrates too; sets os.environ
+            state = create_app().extensions["passes"]
             engine = create_engine(state.engine.url)
             loaded = load(engine, program_id, args.cards)
             now = utcnow()

@@ -192,6 +192,26 @@ def program_import(file: str) -> None:
         click.echo(f"{'created' if created else 'replaced'} program {program.slug!r}")
 
 
+def _program_and_store(session: Any, slug: str, store_name: str | None) -> tuple[Any, Any]:
+    """The program ``slug`` and its store ``store_name`` (None without one), or a clear error."""
+    from sqlalchemy import select
+
+    from passes.loyalty.models import Program, Store
+
+    program = session.scalar(select(Program).where(Program.slug == slug))
+    if program is None:
+        raise click.ClickException(f"there is no program {slug!r}")
+    if not store_name:
+        return program, None
+    store = session.scalar(
+        select(Store).where(Store.program_id == program.id, Store.name == store_name)
+    )
+    if store is None:
+        names = ", ".join(s.name for s in program.stores) or "none"
+        raise click.ClickException(f"there is no store {store_name!r} (stores: {names})")
+    return program, store
+
+
 @passes_cli.command("create-api-key")
 @click.option("--program", "slug", required=True, help="Program slug.")
 @click.option("--store", "store_name", help="Store name (a till key).")
@@ -213,27 +233,14 @@ def create_api_key(
     """Create an API key and print it once (only its hash is stored)."""
     from datetime import timedelta
 
-    from sqlalchemy import select
-
     from passes.db import utcnow
-    from passes.loyalty.models import Program, Store
     from passes.web.api.keys import issue_key
 
     role = role or ("store" if store_name else None)
     if role is None:
         raise click.UsageError("give --store NAME for a till key, or --role partner|admin")
     with _state().sessionmaker() as session:
-        program = session.scalar(select(Program).where(Program.slug == slug))
-        if program is None:
-            raise click.ClickException(f"there is no program {slug!r}")
-        store = None
-        if store_name:
-            store = session.scalar(
-                select(Store).where(Store.program_id == program.id, Store.name == store_name)
-            )
-            if store is None:
-                names = ", ".join(s.name for s in program.stores) or "none"
-                raise click.ClickException(f"there is no store {store_name!r} (stores: {names})")
+        program, store = _program_and_store(session, slug, store_name)
         if role == "store" and store is None:
             raise click.UsageError("a store key needs --store NAME")
         expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
@@ -271,25 +278,12 @@ def create_user_command(
     import secrets
     import sys
 
-    from sqlalchemy import select
-
     from passes.accounts.service import AccountError, create_user
-    from passes.loyalty.models import Program, Store
 
     generated = not password_stdin
     password = secrets.token_urlsafe(15) if generated else sys.stdin.readline().rstrip("\n")
     with _state().sessionmaker() as session:
-        program = session.scalar(select(Program).where(Program.slug == slug))
-        if program is None:
-            raise click.ClickException(f"there is no program {slug!r}")
-        store = None
-        if store_name:
-            store = session.scalar(
-                select(Store).where(Store.program_id == program.id, Store.name == store_name)
-            )
-            if store is None:
-                names = ", ".join(s.name for s in program.stores) or "none"
-                raise click.ClickException(f"there is no store {store_name!r} (stores: {names})")
+        program, store = _program_and_store(session, slug, store_name)
         try:
             user = create_user(
                 session, program, email=email, name=name, role=role, password=password, store=store

@@ -28,11 +28,9 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
-    true,
     update,
 )
 from sqlalchemy import cast as cast_
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -52,6 +50,7 @@ from passes.loyalty.pass_versions import (
     change_stamp,
     next_pass_time,
     queue_wallet_update,
+    wallet_upsert_from,
 )
 from passes.loyalty.rules import ProgramRules, parse_rules_document
 
@@ -440,35 +439,11 @@ def _purchase_statement(credits: int, *, given_id: bool, answer: bool) -> Driver
             .cte(f"l{index}")
         )
         ctes += [entry, lot]
-    outbox = postgresql_insert(WALLET_UPDATES).from_select(
-        [
-            "card_id",
-            "revision",
-            "apple_pending",
-            "google_pending",
-            "requested_at",
-            "apple_attempts",
-            "google_attempts",
-        ],
-        select(
-            card.c.id,
-            literal_column("1"),
-            true(),
-            true(),
-            bindparam("requested_at", type_=WALLET_UPDATES.c.requested_at.type),
-            literal_column("0"),
-            literal_column("0"),
-        ),
-    )
     ctes.append(
-        outbox.on_conflict_do_update(
-            index_elements=[WALLET_UPDATES.c.card_id],
-            set_={
-                "revision": WALLET_UPDATES.c.revision + literal_column("1"),
-                "apple_pending": true(),
-                "google_pending": true(),
-                "requested_at": outbox.excluded.requested_at,
-            },
+        wallet_upsert_from(
+            "postgresql",
+            select(card.c.id),
+            bindparam("requested_at", type_=WALLET_UPDATES.c.requested_at.type),
         )
         .returning(WALLET_UPDATES.c.card_id)
         .cte("w")

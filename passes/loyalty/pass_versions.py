@@ -14,16 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
+    Table,
     bindparam,
     event,
     func,
     inspect,
     literal_column,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session
@@ -121,24 +123,47 @@ def bump_card(session: Session, card: Card) -> None:
     queue_wallet_update(session, card.id)
 
 
-def _wallet_upsert(dialect: str) -> Any:
-    """INSERT the card's outbox row, or bump it if one is pending: one statement, no read."""
+def wallet_upsert_from(dialect: str, cards: Any, requested_at: Any) -> Any:
+    """INSERT an outbox row for each card id that the one-column SELECT ``cards`` yields, or
+    bump the row a card already has (both wallets pending again): one statement, no read."""
     insert = upsert_insert(dialect)
-    statement = insert(WalletUpdate).values(
-        card_id=bindparam("card_id"),
-        revision=1,
-        apple_pending=True,
-        google_pending=True,
-        requested_at=bindparam("requested_at"),
+    outbox = cast(Table, WalletUpdate.__table__)
+    statement = insert(outbox).from_select(
+        [
+            "card_id",
+            "revision",
+            "apple_pending",
+            "google_pending",
+            "requested_at",
+            "apple_attempts",
+            "google_attempts",
+        ],
+        cards.add_columns(
+            literal_column("1"),
+            true(),
+            true(),
+            requested_at,
+            literal_column("0"),
+            literal_column("0"),
+        ),
     )
     return statement.on_conflict_do_update(
-        index_elements=[WalletUpdate.card_id],
+        index_elements=[outbox.c.card_id],
         set_={
-            "revision": WalletUpdate.revision + 1,
-            "apple_pending": True,
-            "google_pending": True,
+            "revision": outbox.c.revision + literal_column("1"),
+            "apple_pending": true(),
+            "google_pending": true(),
             "requested_at": statement.excluded.requested_at,
         },
+    )
+
+
+def _wallet_upsert(dialect: str) -> Any:
+    """INSERT the card's outbox row, or bump it if one is pending: one statement, no read."""
+    return wallet_upsert_from(
+        dialect,
+        select(bindparam("card_id", type_=WalletUpdate.card_id.type)),
+        bindparam("requested_at", type_=WalletUpdate.requested_at.type),
     )
 
 

@@ -21,7 +21,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    true,
     update,
 )
 from sqlalchemy.orm import Session
@@ -30,7 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from passes.db import upsert_insert, utcnow
 from passes.loyalty.ledger import rules_of
 from passes.loyalty.models import Card, Member, Program, WalletUpdate
-from passes.loyalty.pass_versions import change_stamp, next_pass_time
+from passes.loyalty.pass_versions import change_stamp, next_pass_time, wallet_upsert_from
 from passes.marketing.models import Campaign, CardOffer
 from passes.marketing.segments import SegmentError, parse_segment, segment_condition
 from passes.wallet.view import Offer
@@ -251,39 +250,12 @@ def touch_cards(
         .execution_options(synchronize_session=False),
         {"campaign": campaign_id},
     )
-    insert = upsert_insert(connection.dialect.name)
-    queued = insert(WalletUpdate).from_select(
-        [
-            "card_id",
-            "revision",
-            "apple_pending",
-            "google_pending",
-            "requested_at",
-            "apple_attempts",
-            "google_attempts",
-        ],
-        select(
-            CardOffer.card_id,
-            literal_column("1"),
-            true(),
-            true(),
-            literal(now, type_=WalletUpdate.requested_at.type),
-            literal_column("0"),
-            literal_column("0"),
-        ).where(*carrying),
+    queued = wallet_upsert_from(
+        connection.dialect.name,
+        select(CardOffer.card_id).where(*carrying),
+        literal(now, type_=WalletUpdate.requested_at.type),
     )
-    connection.execute(
-        queued.on_conflict_do_update(
-            index_elements=[WalletUpdate.card_id],
-            set_={
-                "revision": WalletUpdate.revision + 1,
-                "apple_pending": True,
-                "google_pending": True,
-                "requested_at": queued.excluded.requested_at,
-            },
-        ),
-        {"campaign": campaign_id},
-    )
+    connection.execute(queued, {"campaign": campaign_id})
 
 
 def _later_postgresql(floor: datetime) -> Any:
