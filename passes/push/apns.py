@@ -1,14 +1,15 @@
-"""A thin APNs client for pass update pushes: HTTP/2 over TLS on ``h2`` and asyncio.
+"""A thin APNs client for pass update pushes: HTTP/2 over TLS on asyncio.
 
 Pass pushes are all alike (``POST /3/device/<token>``, body ``{}``, topic = pass type id), so the
 client is a loop that keeps a few long-lived connections open and fills each one with as many
 concurrent streams as the server's ``SETTINGS_MAX_CONCURRENT_STREAMS`` allows (Apple may lower it,
 even to 1). Connections are reused across batches: Apple treats rapid reconnects as abuse.
 
-Throughput is bounded by the CPU time per push in Python, so the hot path is kept short: each
-answer starts the next push from the connection's own callback (no task or future per push),
-whatever a read made due leaves in one write, the headers shared by a batch are encoded once,
-and h2 is spared its per-header checks and its walk over every open stream (see the helpers).
+Throughput is bounded by the CPU time per push in Python, so the hot path is kept short: frames
+are written and read directly (:mod:`passes.push.http2`) rather than through a general HTTP/2
+engine, each answer starts the next push from the connection's own callback (no task or future
+per push), whatever a read made due leaves in one write, and the headers shared by a batch are
+encoded once. The README records the measurements behind this choice.
 
 :class:`ApnsClient` is async; :class:`BlockingApnsClient` runs one in its own thread so the
 scheduler's synchronous jobs can use it, keeping connections open between runs.
@@ -31,21 +32,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
 import hpack
 import jwt
+
+from passes.push import http2
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://api.push.apple.com"
 MAX_STREAMS_CAP = 1000  # our own ceiling per connection, whatever the server allows
-JWT_LIFETIME = 50 * 60
-T = TypeVar("T")  # Apple: refresh no more often than every 20 and at least every 60 min
+JWT_LIFETIME = 50 * 60  # Apple: refresh no more often than every 20 and at least every 60 min
+ANSWER_TIMEOUT = 30.0  # seconds a connection may owe answers without a word
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -103,94 +101,72 @@ def tls_context(
     return context
 
 
-class _H2Connection(h2.connection.H2Connection):
-    """h2, minus its two costliest habits for this client.
-
-    h2 counts open streams by walking all of them on every new stream: with a thousand in flight
-    that is most of the cost of a push. The client counts its own streams (it never opens more
-    than the server allows) and lets h2 walk them, dropping closed ones, only now and then. And
-    request headers are encoded by :class:`_Encoder`.
-    """
-
-    def __init__(self, config: h2.config.H2Configuration) -> None:
-        super().__init__(config)
-        self.in_flight = 0  # request streams sent and not yet answered or reset
-        self.encoder = _Encoder()
-
-    @property
-    def open_outbound_streams(self) -> int:
-        if len(self.streams) > 2 * self.in_flight + 64:
-            return max(self.in_flight, super().open_outbound_streams)
-        return self.in_flight
-
-
-class _Encoder(hpack.Encoder):
-    """HPACK for pushes, without Huffman coding (which, in Python, costs more than the 20 bytes a
-    path saves).
+class _RequestEncoder:
+    """HPACK for push requests, without Huffman coding (which, in Python, costs more than the
+    20 bytes a path saves).
 
     Every request of a batch has the same headers but for ``:path``, which is never indexed (a
     device token is personal, and indexing unique values only churns the table). So after the
     first request the table no longer changes, and the others encode to the same bytes around
-    the path: those are kept and reused, with the path written in between.
+    the path: those are kept and reused, with the path written in between. ``hpack`` does the
+    encoding (and the table size updates the server asks for); this only remembers.
     """
 
     def __init__(self) -> None:
-        super().__init__()
-        self._constant: list[Any] | None = None  # the headers around the path, as cached
+        self.hpack = hpack.Encoder()
+        self._constant: tuple[list[Any], list[Any]] | None = None
         self._before = self._after = b""
 
-    def encode(self, headers: Any, huffman: bool = True) -> bytes:
-        headers = list(headers)
-        if len(headers) < 4 or headers[3][0] != b":path":
-            return super().encode(headers, huffman=False)
-        path = headers[3][1]
-        constant = headers[:3] + headers[4:]
+    def set_table_size(self, size: int) -> None:
+        self.hpack.header_table_size = size  # announced in the next block
+        self._constant = None
+
+    def encode(self, prefix: list[Any], path: bytes, suffix: list[Any]) -> bytes:
+        constant = self._constant
         if (
-            constant == self._constant
+            constant is not None
+            and constant[0] is prefix
+            and constant[1] is suffix
             and len(path) < 0x7F
-            and not self.header_table.resized
-            and type(headers[3]) is hpack.NeverIndexedHeaderTuple
         ):
             # never indexed, name :path (static index 4), then the length and the raw value
             return b"".join((self._before, b"\x14", bytes((len(path),)), path, self._after))
-        block = super().encode(headers, huffman=False)
+        encoder = self.hpack
+        block: bytes = encoder.encode(
+            [*prefix, hpack.NeverIndexedHeaderTuple(b":path", path), *suffix], huffman=False
+        )
         self._constant = None
         # Reusable only if encoding them again leaves the table alone: each is in the table
         # already, or never indexed (a table too small to hold them all keeps changing).
-        if self._reusable(constant):
-            self._before = super().encode(headers[:3], huffman=False)
-            self._after = super().encode(headers[4:], huffman=False)
-            self._constant = constant
+        if self._reusable([*prefix, *suffix]):
+            self._before = encoder.encode(prefix, huffman=False)
+            self._after = encoder.encode(suffix, huffman=False)
+            self._constant = (prefix, suffix)
         return block
 
     def _reusable(self, headers: list[Any]) -> bool:
-        if self.header_table.resized:
+        table = self.hpack.header_table
+        if table.resized:
             return False
         for header in headers:
             if type(header) is not hpack.NeverIndexedHeaderTuple:
-                found = self.header_table.search(header[0], header[1])
+                found = table.search(header[0], header[1])
                 if found is None or found[2] is None:
                     return False
         return True
 
 
-# h2's per-header, per-character checks cost more than the rest of a push. Our request headers
-# are normalised and checked by us as h2 would: the constant ones once per batch, the device path
-# once per push. Of APNs's answer only :status is read, and checked where it is read.
-_H2_CONFIG = h2.config.H2Configuration(
-    client_side=True,
-    header_encoding=None,
-    validate_outbound_headers=False,
-    normalize_outbound_headers=False,
-    validate_inbound_headers=False,
-)
 _UNSENDABLE = re.compile(rb"[\x00\r\n]")  # in a header value, once stripped (RFC 9113 8.2.1)
 _STATUS = re.compile(rb"[1-5][0-9][0-9]")
 _DEVICE_PATH = b"/3/device/"
 _EMPTY_JSON = b"{}"
+_DATA_EMPTY_JSON = http2.frame(http2.DATA, http2.END_STREAM, 0, _EMPTY_JSON)[:5]  # + stream id
 # A read may answer a thousand pushes; the next ones leave this many at a time, so that the server
 # works on them while the rest are being started.
 _FLUSH_EVERY = 100
+_MAX_ANSWER_BODY = 16_384  # APNs answers with a few dozen bytes of JSON; more is not APNs
+_RECEIVE_WINDOW_UPDATE_AT = 32_768  # bytes of DATA read before the connection window is renewed
+_OUR_SETTINGS = {http2.ENABLE_PUSH: 0, http2.MAX_CONCURRENT_STREAMS: 0}  # we accept no streams
 
 
 class _Batch:
@@ -230,27 +206,44 @@ class _Batch:
         if self.done.done():
             return
         for connection in self.connections:
-            if connection.h2.in_flight or (self.queue and not connection.closed):
+            if connection.pending or (self.queue and connection.can_start()):
                 return
         self.done.set_result(None)
 
 
 class _Connection(asyncio.Protocol):
-    """One HTTP/2 connection and its in-flight streams. Streams are started from callbacks as
-    answers come in, without a task or future per push, and everything that is due goes out in
-    one write per read."""
+    """One HTTP/2 connection to APNs and its in-flight streams.
+
+    Frames are read and written directly (:mod:`passes.push.http2`): the client keeps just the
+    state RFC 9113 asks of a peer that only opens request streams with tiny bodies: the
+    server's settings (acknowledged), stream ids, the send window for our DATA, the receive
+    window for the server's (renewed as it is used), HPACK tables both ways, PING answers and
+    GOAWAY. Streams are started from callbacks as answers come in, without a task or future per
+    push, and everything that is due goes out in one write per read. Any breach of the protocol
+    by the server ends the connection with GOAWAY; its streams are retried later.
+    """
 
     def __init__(self, host: str, port: int, context: ssl.SSLContext) -> None:
         self.host, self.port, self.context = host, port, context
-        self.h2 = _H2Connection(_H2_CONFIG)
         self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.out: list[bytes] = []
+        self.encoder = _RequestEncoder()
+        self.decoder = hpack.Decoder()
         self.pending: dict[int, list[Any]] = {}  # stream id -> [token, status, body]
-        self.limit = 1  # until the server's SETTINGS arrive
+        self.next_stream_id = 1
+        self.limit = 0  # streams the server allows: none until its SETTINGS arrive
+        self.send_window = http2.DEFAULT_WINDOW  # connection-level, for our DATA
+        self.stream_window = http2.DEFAULT_WINDOW  # each new stream's (server's setting)
+        self.max_frame_size = http2.DEFAULT_MAX_FRAME_SIZE  # what the server accepts
+        self.received_unacknowledged = 0  # DATA bytes read since we last renewed the window
+        self.headers_in_progress: tuple[int, int, bytearray] | None = None  # CONTINUATION
         self.settings_received = asyncio.Event()
-        self.closed = False
+        self.closed = False  # no new streams (GOAWAY, lost, used up)
         self.recycle = False  # a 5xx asks for a fresh connection
         self.batch: _Batch | None = None
         self.unflushed = 0  # streams started since the last write
+        self.last_heard = 0.0  # loop time of the last read, for the answer timeout
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -272,78 +265,206 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.last_heard = asyncio.get_running_loop().time()
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is None or ssl_object.selected_alpn_protocol() != "h2":
             self.closed = True  # open() hangs up
             return
         # Our preface goes out before anything the server sends can be read.
-        self.h2.initiate_connection()
-        self.h2.update_settings({h2.settings.SettingCodes.ENABLE_PUSH: 0})
-        self.flush()
-        self.limit = min(MAX_STREAMS_CAP, self.h2.remote_settings.max_concurrent_streams)
+        transport.write(http2.PREFACE + http2.settings_frame(_OUR_SETTINGS))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None:
             log.info("APNs connection lost: %s", exc)
+        self.transport = None
         self._close_pending()
         self.settings_received.set()  # an open() still waiting gives up at once
 
     def data_received(self, data: bytes) -> None:
-        if self.closed and not self.pending:
+        if self.transport is None:
             return
+        self.last_heard = asyncio.get_running_loop().time()
+        buffer = self.buffer
+        buffer += data
         try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            log.info("APNs connection lost: %s", exc)
-            self.flush()  # h2's GOAWAY
-            if self.transport is not None:
-                self.transport.close()
-            self._close_pending()
+            for frame in http2.frames(buffer):
+                self._handle(frame)
+                if self.unflushed >= _FLUSH_EVERY:
+                    self.flush()
+        except http2.ProtocolViolation as exc:
+            self._fail(exc.code, str(exc))
             return
-        for event in events:
-            self._handle(event)
-            if self.unflushed >= _FLUSH_EVERY:
-                self.flush()
         self.flush()
 
     def flush(self) -> None:
         self.unflushed = 0
-        data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        out = self.out
+        if out:
+            data = b"".join(out)
+            out.clear()
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(data)
 
-    def _handle(self, event: h2.events.Event) -> None:
-        kind = type(event)
-        if kind is h2.events.ResponseReceived:
-            entry = self.pending.get(event.stream_id)  # type: ignore[attr-defined]
-            if entry is not None:
-                for name, value in event.headers or ():  # type: ignore[attr-defined]
-                    if name == b":status":
-                        entry[1] = int(value) if _STATUS.fullmatch(value) else 0
-        elif kind is h2.events.StreamEnded:
-            self._finish(event.stream_id)  # type: ignore[attr-defined]
-        elif kind is h2.events.DataReceived:
-            assert isinstance(event, h2.events.DataReceived)
-            entry = self.pending.get(event.stream_id or 0)
-            if entry is not None:
-                entry[2] += event.data or b""
-            self.h2.acknowledge_received_data(
-                event.flow_controlled_length or 0, event.stream_id or 0
+    def _handle(self, frame: http2.Frame) -> None:
+        kind = frame.type
+        if self.headers_in_progress is not None and kind != http2.CONTINUATION:
+            raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "header block interrupted")
+        if kind == http2.HEADERS:
+            if not frame.stream_id:
+                raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "HEADERS on stream 0")
+            block = http2.unpad(frame)
+            if frame.flags & http2.END_HEADERS:
+                self._headers(frame.stream_id, block, frame.flags & http2.END_STREAM)
+            else:
+                self.headers_in_progress = (frame.stream_id, frame.flags, bytearray(block))
+        elif kind == http2.DATA:
+            self._data(frame)
+        elif kind == http2.CONTINUATION:
+            self._continuation(frame)
+        elif kind == http2.RST_STREAM:
+            if not frame.stream_id:
+                raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "RST_STREAM on stream 0")
+            http2.parse_uint32(frame.payload, "RST_STREAM")
+            self._finish(frame.stream_id, refused=True)
+        elif kind == http2.SETTINGS:
+            self._settings(frame)
+        elif kind == http2.WINDOW_UPDATE:
+            self._window_update(frame)
+        elif kind == http2.PING:
+            if frame.stream_id or len(frame.payload) != 8:
+                raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "malformed PING")
+            if not frame.flags & http2.ACK:
+                self.out.append(http2.frame(http2.PING, http2.ACK, 0, frame.payload))
+        elif kind == http2.GOAWAY:
+            self._goaway(frame)
+        elif kind == http2.PUSH_PROMISE:  # we said ENABLE_PUSH 0
+            raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "PUSH_PROMISE")
+        # PRIORITY and unknown frame types are ignored, as RFC 9113 says.
+
+    def _headers(self, stream_id: int, block: bytes, end_stream: int) -> None:
+        try:
+            headers = self.decoder.decode(block, raw=True)
+        except hpack.HPACKError as exc:
+            raise http2.ProtocolViolation(http2.COMPRESSION_ERROR, str(exc)) from exc
+        entry = self.pending.get(stream_id)
+        if entry is None:
+            if stream_id % 2 == 0 or stream_id >= self.next_stream_id:
+                raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "HEADERS on an idle stream")
+            return  # a stream we reset: its block was decoded to keep HPACK in step
+        if not entry[1]:  # the response headers; a second block is trailers
+            for name, value in headers:
+                if name == b":status":
+                    entry[1] = int(value) if _STATUS.fullmatch(value) else -1
+                    break
+            else:
+                entry[1] = -1
+            if 100 <= entry[1] < 200:
+                entry[1] = 0  # informational: the real answer follows
+                return
+            if entry[1] == -1:  # no usable :status: a malformed answer (RFC 9113 8.1.1)
+                self._reset(stream_id, http2.PROTOCOL_ERROR)
+                return
+        if end_stream:
+            self._finish(stream_id)
+
+    def _continuation(self, frame: http2.Frame) -> None:
+        in_progress = self.headers_in_progress
+        if in_progress is None or in_progress[0] != frame.stream_id:
+            raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "unexpected CONTINUATION")
+        stream_id, flags, block = in_progress
+        block += frame.payload
+        if len(block) > 65_536:
+            raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "header block too large")
+        if frame.flags & http2.END_HEADERS:
+            self.headers_in_progress = None
+            self._headers(stream_id, bytes(block), flags & http2.END_STREAM)
+
+    def _data(self, frame: http2.Frame) -> None:
+        stream_id = frame.stream_id
+        if not stream_id:
+            raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "DATA on stream 0")
+        self.received_unacknowledged += len(frame.payload)  # padding counts too
+        if self.received_unacknowledged >= _RECEIVE_WINDOW_UPDATE_AT:
+            self.out.append(http2.window_update_frame(0, self.received_unacknowledged))
+            self.received_unacknowledged = 0
+        entry = self.pending.get(stream_id)
+        if entry is None:
+            if stream_id % 2 == 0 or stream_id >= self.next_stream_id:
+                raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "DATA on an idle stream")
+            return
+        if not entry[1]:
+            raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "DATA before the headers")
+        entry[2] += http2.unpad(frame)
+        if len(entry[2]) > _MAX_ANSWER_BODY:
+            self._reset(stream_id, http2.CANCEL)  # not an APNs answer: retry later
+        elif frame.flags & http2.END_STREAM:
+            self._finish(stream_id)
+
+    def _settings(self, frame: http2.Frame) -> None:
+        if frame.stream_id:
+            raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "SETTINGS on a stream")
+        if frame.flags & http2.ACK:
+            if frame.payload:
+                raise http2.ProtocolViolation(http2.FRAME_SIZE_ERROR, "SETTINGS ACK with data")
+            return
+        if not self.settings_received.is_set():
+            self.limit = MAX_STREAMS_CAP  # unless the server's first SETTINGS say otherwise
+        for setting, value in http2.parse_settings(frame.payload):
+            if setting == http2.MAX_CONCURRENT_STREAMS:
+                self.limit = min(MAX_STREAMS_CAP, value)
+            elif setting == http2.INITIAL_WINDOW_SIZE:
+                if value > http2.MAX_WINDOW:
+                    raise http2.ProtocolViolation(http2.FLOW_CONTROL_ERROR, "window too large")
+                self.stream_window = value
+            elif setting == http2.MAX_FRAME_SIZE:
+                if not http2.DEFAULT_MAX_FRAME_SIZE <= value <= 2**24 - 1:
+                    raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "bad MAX_FRAME_SIZE")
+                self.max_frame_size = value
+            elif setting == http2.HEADER_TABLE_SIZE:
+                self.encoder.set_table_size(value)
+            elif setting == http2.ENABLE_PUSH and value > 1:
+                raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "bad ENABLE_PUSH")
+        self.out.append(http2.frame(http2.SETTINGS, http2.ACK, 0))
+        self.settings_received.set()
+        if self.batch is not None:
+            self.batch.feed(self)
+            self.batch.check()
+
+    def _window_update(self, frame: http2.Frame) -> None:
+        increment = http2.parse_uint32(frame.payload, "WINDOW_UPDATE") & http2.MAX_WINDOW
+        if frame.stream_id:
+            return  # our streams send two bytes, within any stream's initial window
+        if not increment:
+            raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
+        self.send_window += increment
+        if self.send_window > http2.MAX_WINDOW:
+            raise http2.ProtocolViolation(http2.FLOW_CONTROL_ERROR, "send window overflow")
+        if self.batch is not None:
+            self.batch.feed(self)
+
+    def _goaway(self, frame: http2.Frame) -> None:
+        last_stream_id, code, debug = http2.parse_goaway(frame.payload)
+        if code != http2.NO_ERROR:
+            log.warning(
+                "APNs ended the connection: %s %s",
+                http2.ERROR_NAMES.get(code, hex(code)),
+                debug[:200].decode("utf-8", "replace"),
             )
-        elif kind is h2.events.StreamReset:
-            self._finish(event.stream_id, refused=True)  # type: ignore[attr-defined]
-        elif kind is h2.events.RemoteSettingsChanged:
-            self.limit = max(
-                1, min(MAX_STREAMS_CAP, self.h2.remote_settings.max_concurrent_streams)
-            )
-            self.settings_received.set()
-            if self.batch is not None:
-                self.batch.feed(self)
-        elif kind is h2.events.ConnectionTerminated:
-            self._close_pending()
+        self.closed = True  # no new streams; those the server will not process are retried
+        for stream_id in [s for s in self.pending if s > last_stream_id]:
+            self._finish(stream_id, refused=True)
+        if not self.pending and self.transport is not None:
+            self.flush()
+            self.transport.close()
 
     def can_start(self) -> bool:
-        return not self.closed and self.h2.in_flight < self.limit
+        return (
+            not self.closed
+            and len(self.pending) < self.limit
+            and self.send_window >= len(_EMPTY_JSON)
+            and self.stream_window >= len(_EMPTY_JSON)
+        )
 
     def start(self, token: str) -> bool:
         """Open a stream pushing to ``token`` (its answer goes to the batch); False if it could
@@ -354,37 +475,62 @@ class _Connection(asyncio.Protocol):
         path = (_DEVICE_PATH + token.encode()).rstrip()
         if _UNSENDABLE.search(path):
             return False
-        h2_connection = self.h2
-        try:
-            stream_id = h2_connection.get_next_available_stream_id()
-        except h2.exceptions.NoAvailableStreamIDError:
+        stream_id = self.next_stream_id
+        if stream_id > http2.MAX_STREAM_ID:
             self.closed = self.recycle = True  # used up: finish what is in flight, then renew
             batch.queue.appendleft(token)
             return True
-        try:
-            h2_connection.send_headers(
-                stream_id,
-                [*batch.prefix, hpack.NeverIndexedHeaderTuple(b":path", path), *batch.suffix],
-            )
-            h2_connection.send_data(stream_id, _EMPTY_JSON, end_stream=True)
-        except h2.exceptions.H2Error:
-            stream = h2_connection.streams.get(stream_id)
-            if stream is not None and not stream.closed:
-                h2_connection.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        block = self.encoder.encode(batch.prefix, path, batch.suffix)
+        if len(block) > self.max_frame_size:
             return False
+        self.next_stream_id = stream_id + 2
+        self.send_window -= len(_EMPTY_JSON)
+        self.out.append(
+            b"".join(
+                (
+                    http2.frame_header(http2.HEADERS, http2.END_HEADERS, stream_id, len(block)),
+                    block,
+                    _DATA_EMPTY_JSON,
+                    stream_id.to_bytes(4, "big"),
+                    _EMPTY_JSON,
+                )
+            )
+        )
         self.pending[stream_id] = [token, 0, b""]
-        h2_connection.in_flight += 1
         self.unflushed += 1
         return True
+
+    def _reset(self, stream_id: int, code: int) -> None:
+        self.out.append(http2.rst_stream_frame(stream_id, code))
+        self._finish(stream_id, refused=True)
 
     def _finish(self, stream_id: int, refused: bool = False) -> None:
         entry = self.pending.pop(stream_id, None)
         if entry is None:
             return
-        self.h2.in_flight -= 1
         token, status, body = entry
         if self.batch is not None:
             self.batch.answered(self, token, 0 if refused else status, body)
+        if self.closed and not self.pending and self.transport is not None:
+            self.flush()
+            self.transport.close()  # after GOAWAY, or used up: the last answer is in
+
+    def _fail(self, code: int, reason: str) -> None:
+        """The server broke the protocol: say so with GOAWAY, hang up, retry its streams."""
+        log.warning("APNs connection ended: %s", reason)
+        self.closed = True
+        self.out.append(http2.goaway_frame(0, code, reason.encode()[:200]))
+        self.flush()
+        if self.transport is not None:
+            self.transport.close()
+        self._close_pending()
+
+    def abort(self) -> None:
+        """No answer for too long: drop the connection, its streams are retried later."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+        self._close_pending()
 
     def _close_pending(self) -> None:
         self.closed = True
@@ -396,11 +542,8 @@ class _Connection(asyncio.Protocol):
     async def close(self) -> None:
         transport = self.transport
         if transport is not None and not transport.is_closing():
-            try:
-                self.h2.close_connection()
-                self.flush()
-            except h2.exceptions.H2Error:
-                pass
+            self.out.append(http2.goaway_frame(0, http2.NO_ERROR))
+            self.flush()
             transport.close()
         self.closed = True
 
@@ -416,6 +559,7 @@ class ApnsClient:
         endpoint: str = DEFAULT_ENDPOINT,
         token_signer: TokenSigner | None = None,
         connections: int = 2,
+        answer_timeout: float = ANSWER_TIMEOUT,
     ) -> None:
         parts = urlsplit(endpoint)
         if parts.scheme != "https" or not parts.hostname:
@@ -426,6 +570,7 @@ class ApnsClient:
         self.context = context
         self.token_signer = token_signer
         self.size = max(1, connections)
+        self.answer_timeout = answer_timeout
         self._pool: list[_Connection] = []
 
     async def _connections(self) -> list[_Connection]:
@@ -477,13 +622,34 @@ class ApnsClient:
                 batch.feed(connection)
                 connection.flush()
             batch.check()
-            await batch.done
+            await self._wait(batch)
         finally:
             for connection in pool:
                 connection.batch = None
         results = batch.results
         results.extend(PushResult(token, 0, "NotSent") for token in queue)
         return results
+
+    async def _wait(self, batch: _Batch) -> None:
+        """Until every push is answered; a connection silent for ``answer_timeout`` while it
+        owes answers is dropped (its pushes are retried later), so a stuck peer cannot hold
+        the worker."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(batch.done), self.answer_timeout / 4)
+                return
+            except TimeoutError:
+                for connection in batch.connections:
+                    silent = loop.time() - connection.last_heard
+                    if connection.pending and silent > self.answer_timeout:
+                        log.warning(
+                            "APNs did not answer %d pushes in %.0f s: reconnecting",
+                            len(connection.pending),
+                            silent,
+                        )
+                        connection.abort()
+                batch.check()
 
     async def close(self) -> None:
         for connection in self._pool:
