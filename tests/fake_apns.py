@@ -21,6 +21,7 @@ import json
 import os
 import random
 import re
+import socket
 import ssl
 import tempfile
 import threading
@@ -673,6 +674,7 @@ class FakeAPNs:
         max_concurrent_streams: int = 1000,
         response_delay: float = 0.0,
         validate_headers: bool = True,
+        certificates: ServerCertificates | None = None,
     ) -> None:
         if auth not in ("certificate", "token"):
             raise ValueError(f"auth must be 'certificate' or 'token', not {auth!r}")
@@ -703,7 +705,9 @@ class FakeAPNs:
         self.refused_streams = 0
         self.errors: list[str] = []  # unexpected exceptions inside the server: tests assert none
 
-        self._certificates: ServerCertificates | None = None
+        # Given: several fakes can present one server certificate (see adopt()).
+        self._certificates: ServerCertificates | None = certificates
+        self._context: ssl.SSLContext | None = None
         # Our own response headers are valid by construction: skip h2's per-header checks on
         # them. Request headers are checked (APNs rejects malformed HTTP/2 headers too), by
         # _Connection rather than by h2 (see _receive_checked), unless validate_headers=False.
@@ -747,7 +751,7 @@ class FakeAPNs:
             self.directory.mkdir(parents=True, exist_ok=True)
             where = Path(tempfile.mkdtemp(prefix="fake-apns-", dir=self.directory))
             self._certificates = create_server_certificates(where)
-        context = self._ssl_context(self._certificates)
+        context = self._context = self._ssl_context(self._certificates)
         loop = asyncio.new_event_loop()
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         thread = threading.Thread(
@@ -776,6 +780,24 @@ class FakeAPNs:
             self._loop = self._thread = None
         if thread.is_alive():
             raise RuntimeError("the fake APNs thread did not stop")
+
+    def adopt(self, sock: socket.socket) -> None:
+        """Serve a TCP connection accepted elsewhere, TLS handshake and all, as if accepted here.
+
+        One fake is one event loop on one core; a harness that needs more can accept on one
+        port and hand connections to several fakes (each in its own process, all given the
+        same ``certificates``). Returns once the connection is being served.
+        """
+        loop, context = self._loop, self._context
+        if loop is None or context is None:
+            raise RuntimeError("FakeAPNs is not running")
+
+        async def serve() -> None:
+            await loop.connect_accepted_socket(
+                lambda: _Protocol(self), sock, ssl=context, ssl_handshake_timeout=10
+            )
+
+        asyncio.run_coroutine_threadsafe(serve(), loop).result(timeout=15)
 
     def _ssl_context(self, certificates: ServerCertificates) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

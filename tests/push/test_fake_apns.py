@@ -6,6 +6,7 @@ Exercised with a tiny synchronous raw-h2 client written here, independent of the
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import socket
 import ssl
@@ -79,13 +80,14 @@ class Client:
         server_hostname: str = "127.0.0.1",
         unlimited: bool = False,
         initial_window: int | None = None,
+        port: int | None = None,
     ) -> None:
         context = ssl.create_default_context(cafile=str(ca_file or apns.ca_file))
         if cert is not None:
             context.load_cert_chain(cert.certificate, cert.private_key)
         if alpn:
             context.set_alpn_protocols(list(alpn))
-        raw = socket.create_connection(("127.0.0.1", apns.port), timeout=10)
+        raw = socket.create_connection(("127.0.0.1", port or apns.port), timeout=10)
         try:
             self.sock = context.wrap_socket(raw, server_hostname=server_hostname)
         except BaseException:
@@ -647,3 +649,36 @@ def test_stop_says_goaway_closes_connections_and_joins(chain: DevChain, tmp_path
     with apns, Client(apns, cert=chain) as again:
         assert again.push().status == 200
     assert apns.errors == []
+
+
+def test_connections_accepted_elsewhere_can_be_handed_to_fakes(
+    chain: DevChain, tmp_path: Path
+) -> None:
+    """What bench/push.py does to spread one port's connections over fakes in several processes."""
+    shared = create_server_certificates(tmp_path / "shared")
+    cas = [chain.root_certificate, chain.wwdr_certificate]
+    first = FakeAPNs(tmp_path / "a", client_ca_files=cas, certificates=shared)
+    second = FakeAPNs(tmp_path / "b", client_ca_files=cas, certificates=shared)
+    with pytest.raises(RuntimeError, match="not running"):
+        first.adopt(socket.socket())
+    with first, second, socket.create_server(("127.0.0.1", 0)) as listener:
+        assert first.ca_file == second.ca_file == shared.ca_file
+        port = listener.getsockname()[1]
+        clients = []
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            for fake in (first, second, first):
+                # The client's TLS handshake waits for the fake that adopts the connection.
+                connecting = pool.submit(Client, first, cert=chain, port=port)
+                sock, _ = listener.accept()
+                fake.adopt(sock)
+                clients.append(connecting.result(timeout=10))
+        try:
+            for number, client in enumerate(clients):
+                assert client.push(token=f"{number:064x}").status == 200
+        finally:
+            for client in clients:
+                client.close()
+        assert sorted(first.delivered()) == [f"{0:064x}", f"{2:064x}"]
+        assert second.delivered() == [f"{1:064x}"]
+        assert (first.connections_accepted, second.connections_accepted) == (2, 1)
+        assert first.errors == second.errors == []
