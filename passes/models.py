@@ -2,6 +2,7 @@
 
 from passes.accounts.models import SignInFailure, StaffUser
 from passes.db import Base
+from passes.jobs.runs import JobRun
 from passes.loyalty import pass_versions
 from passes.loyalty.models import (
     ActionCount,
@@ -41,6 +42,7 @@ __all__ = [
     "GoogleNotification",
     "GoogleObject",
     "IdempotencyRecord",
+    "JobRun",
     "LedgerEntry",
     "Member",
     "PassChangeCounter",

@@ -7,12 +7,15 @@ crash or on several workers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from passes.jobs.runs import run_recorded
 from passes.state import AppState
 
 if TYPE_CHECKING:
@@ -114,18 +117,36 @@ def google_service(app: Flask) -> GoogleSyncService | None:
     return service
 
 
-def deliver_apple_updates(app: Flask) -> None:
-    """Push pending Apple updates."""
+def deliver_apple_updates(app: Flask) -> str | None:
+    """Push pending Apple updates; a line saying what happened, for the console."""
     service = push_service(app)
-    if service is not None:
-        service.run_once()
+    if service is None:
+        return "off: no Apple signing or pushes disabled"
+    report = service.run_once()
+    if report is None:
+        return None
+    line = f"{report.claimed} cards, {report.pushed} pushes, {report.delivered} delivered"
+    if report.retrying:
+        line += f", {report.retrying} to retry"
+    if report.stopped:
+        line += f", stopped: {report.stopped}"
+    return line
 
 
-def deliver_google_updates(app: Flask) -> None:
-    """Sync pending Google Wallet updates."""
+def deliver_google_updates(app: Flask) -> str | None:
+    """Sync pending Google Wallet updates; a line saying what happened, for the console."""
     service = google_service(app)
-    if service is not None:
-        service.run_once()
+    if service is None:
+        return "off: Google Wallet not configured or pushes disabled"
+    report = service.run_once()
+    if report is None:
+        return None
+    line = f"{report.claimed} cards, {report.patched} updated, {report.delivered} delivered"
+    if report.retrying or report.failed:
+        line += f", {report.retrying} to retry, {report.failed} failed"
+    if report.stopped:
+        line += f", stopped: {report.stopped}"
+    return line
 
 
 def deliver_wallet_updates(app: Flask) -> None:
@@ -151,59 +172,94 @@ def send_campaigns(app: Flask, now: datetime | None = None) -> int:
     return len(sent)
 
 
-def build_scheduler(app: Flask) -> BackgroundScheduler:
-    """A scheduler with every recurring job registered (not started)."""
-    scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(
-        check_certificate_expiry,
-        "interval",
-        hours=12,
-        args=[app],
-        id="certificate-expiry",
-        next_run_time=datetime.now(UTC),
-        coalesce=True,
-        max_instances=1,
-    )
-    # Separate jobs, so a slow or failing Google never delays Apple pushes, nor the reverse.
-    for deliver, job_id in (
-        (deliver_apple_updates, "deliver-apple-updates"),
-        (deliver_google_updates, "deliver-google-updates"),
-    ):
-        scheduler.add_job(
-            deliver,
+@dataclass(frozen=True)
+class Job:
+    """A recurring job: its id (also its key in the run records), what it does in a few words,
+    the function, and the APScheduler trigger."""
+
+    id: str
+    description: str
+    function: Callable[[Flask], Any]
+    trigger: str
+    schedule: dict[str, Any]
+    starts_at_once: bool = False
+
+
+def jobs(app: Flask) -> list[Job]:
+    """Every recurring job, in the order the console lists them."""
+    push_every = {"seconds": float(app.config["PUSH_INTERVAL_SECONDS"])}
+    return [
+        # Separate jobs, so a slow or failing Google never delays Apple pushes, nor the reverse.
+        Job(
+            "deliver-apple-updates",
+            "Apple Wallet pushes",
+            deliver_apple_updates,
             "interval",
-            seconds=float(app.config["PUSH_INTERVAL_SECONDS"]),
-            args=[app],
-            id=job_id,
+            push_every,
+        ),
+        Job(
+            "deliver-google-updates",
+            "Google Wallet sync",
+            deliver_google_updates,
+            "interval",
+            push_every,
+        ),
+        Job(
+            "send-campaigns",
+            "due campaigns and expired offers",
+            _campaigns_line,
+            "interval",
+            {"seconds": 30},
+        ),
+        Job("expire-points", "points expiry", _expiry_line, "interval", {"hours": 1}),
+        Job(
+            "evaluate-tiers",
+            "nightly tier evaluation",
+            _tiers_line,
+            "cron",
+            {"hour": 2, "minute": 30},
+        ),
+        Job(
+            "certificate-expiry",
+            "Apple certificate expiry check",
+            _certificate_line,
+            "interval",
+            {"hours": 12},
+            starts_at_once=True,
+        ),
+    ]
+
+
+def _campaigns_line(app: Flask) -> str:
+    return f"{send_campaigns(app)} campaigns sent"
+
+
+def _expiry_line(app: Flask) -> str:
+    return f"{expire_points(app)} points expired"
+
+
+def _tiers_line(app: Flask) -> str:
+    return f"{evaluate_tiers(app)} cards changed tier"
+
+
+def _certificate_line(app: Flask) -> str:
+    left = check_certificate_expiry(app)
+    return "no Apple certificate" if left is None else f"{left.days} days left"
+
+
+def build_scheduler(app: Flask) -> BackgroundScheduler:
+    """A scheduler with every recurring job registered (not started); each run is recorded
+    (:mod:`passes.jobs.runs`)."""
+    scheduler = BackgroundScheduler(timezone=UTC)
+    for job in jobs(app):
+        scheduler.add_job(
+            run_recorded,
+            job.trigger,
+            args=[app, job.id, job.function],
+            id=job.id,
             coalesce=True,
             max_instances=1,
+            **job.schedule,
+            **({"next_run_time": datetime.now(UTC)} if job.starts_at_once else {}),
         )
-    scheduler.add_job(
-        send_campaigns,
-        "interval",
-        seconds=30,
-        args=[app],
-        id="send-campaigns",
-        coalesce=True,
-        max_instances=1,
-    )
-    scheduler.add_job(
-        expire_points,
-        "interval",
-        hours=1,
-        args=[app],
-        id="expire-points",
-        coalesce=True,
-        max_instances=1,
-    )
-    scheduler.add_job(
-        evaluate_tiers,
-        "cron",
-        hour=2,
-        minute=30,
-        args=[app],
-        id="evaluate-tiers",
-        coalesce=True,
-        max_instances=1,
-    )
     return scheduler

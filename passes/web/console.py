@@ -33,6 +33,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from passes.accounts.models import StaffUser
 from passes.accounts.service import SignInRefused, sign_in
 from passes.accounts.service import session_stamp as make_stamp
+from passes.jobs import jobs
+from passes.jobs.runs import last_runs
 from passes.loyalty.models import Card
 from passes.push.models import AppleRegistration
 from passes.web.context import db
@@ -181,3 +183,13 @@ def _forbidden(_error: Exception) -> BaseResponse:
         detail="Your account cannot open this page.",
     )
     return _no_store(Response(page, status=403))
+
+
+@console.get("/<slug>/jobs")
+@staff_page(*CONSOLE_ROLES)
+def job_runs(slug: str, user: StaffUser) -> BaseResponse:
+    """The scheduler's jobs and how each last ran (on whichever worker ran it)."""
+    runs = last_runs(db())
+    rows = [(job, runs.get(job.id)) for job in jobs(current_app)]
+    page = render_template("console_jobs.html", user=user, program=user.program, rows=rows)
+    return Response(page)
