@@ -297,6 +297,68 @@ def create_user_command(
         click.echo("Give this password to the user now: it is not shown again.", err=True)
 
 
+@passes_cli.command("import-members")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--program", "slug", required=True, help="Program slug.")
+def import_members_command(file: str, slug: str) -> None:
+    """Import members from a CSV FILE (columns name, email; optional phone, birthday, points).
+
+    Existing e-mails are skipped; rejected rows are listed with their line and the reason.
+    Exits with status 1 if any row was rejected.
+    """
+    import sys
+
+    from passes.members.csv_io import ImportFileError, import_members
+
+    path = Path(file)
+    with path.open(encoding="utf-8-sig", newline="") as counting:
+        rows = max(0, sum(1 for _ in counting) - 1)
+    bar = click.progressbar(length=rows, label=f"importing into {slug}", file=sys.stderr)
+    with _state().sessionmaker() as session, path.open(encoding="utf-8-sig", newline="") as text:
+        program, _ = _program_and_store(session, slug, None)
+        try:
+            with bar:
+                report = import_members(
+                    session,
+                    program,
+                    text,
+                    barcode_key=_state().barcode_key,
+                    actor="import (cli)",
+                    progress=bar.update,
+                )
+        except (ImportFileError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"{file}: {exc}") from exc
+    click.echo(
+        f"{report.created} members created, {report.existing} already members, "
+        f"{len(report.rejected)} rows rejected"
+    )
+    for line, why in report.rejected:
+        click.echo(f"line {line}: {why}", err=True)
+    if report.rejected:
+        raise SystemExit(1)
+
+
+@passes_cli.command("export-members")
+@click.option("--program", "slug", required=True, help="Program slug.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default: stdout).")
+def export_members_command(slug: str, output: str | None) -> None:
+    """Write the program's members as CSV (UTF-8)."""
+    import sys
+
+    from passes.members.csv_io import export_csv
+
+    with _state().sessionmaker() as session:
+        program, _ = _program_and_store(session, slug, None)
+        if output:
+            with Path(output).open("w", encoding="utf-8", newline="") as file:
+                for chunk in export_csv(session, program):
+                    file.write(chunk)
+            click.echo(f"wrote {output}", err=True)
+        else:
+            for chunk in export_csv(session, program):
+                sys.stdout.write(chunk)
+
+
 @passes_cli.command("check-ledger")
 def check_ledger_command() -> None:
     """Recompute every card's balance from its ledger entries and point lots; report drift."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 
 import pytest
 from flask import Flask
@@ -13,63 +12,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.test import TestResponse
 
-from factories import make_card, make_program
-from passes.accounts.models import StaffUser
-from passes.accounts.service import create_user, disable
-from passes.loyalty.models import Program
+from factories import make_card
+from passes.accounts.service import disable
 from passes.web.staff_session import SIGNED_IN_KEY, STAFF_SESSION_KEY, USER_KEY
 from support import csrf_token
-
-PASSWORD = "correct horse battery"
-META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
-
-
-@dataclass
-class Staff:
-    program: Program
-    other: Program
-    admin: StaffUser
-    marketer: StaffUser
-    clerk: StaffUser
-    stranger: StaffUser  # a marketer of the other program
-
-
-@pytest.fixture
-def staff(app: Flask, db_session: Session) -> Staff:
-    program = make_program(db_session, name="Зерно")
-    other = make_program(db_session, name="Other")
-    make_card(db_session, program)
-
-    def user(program: Program, email: str, role: str, **extra: object) -> StaffUser:
-        return create_user(
-            db_session,
-            program,
-            email=email,
-            name=email.split("@")[0],
-            role=role,
-            password=PASSWORD,
-            **extra,  # type: ignore[arg-type]
-        )
-
-    people = Staff(
-        program,
-        other,
-        user(program, "admin@zerno.example", "admin"),
-        user(program, "marketer@zerno.example", "marketer"),
-        user(program, "clerk@zerno.example", "clerk", store=program.stores[0]),
-        user(other, "marketer@other.example", "marketer"),
-    )
-    db_session.commit()
-    return people
-
-
-def sign_in(client: FlaskClient, email: str, password: str = PASSWORD) -> TestResponse:
-    token = csrf_token(client, "/console/login")
-    return client.post(
-        "/console/login", data={"csrf_token": token, "email": email, "password": password}
-    )
+from web_staff import META_CSRF, PASSWORD, Staff, sign_in
 
 
 def test_sign_in_sends_each_role_home(client: FlaskClient, staff: Staff) -> None:

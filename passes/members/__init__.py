@@ -1,0 +1,1 @@
+"""Members as staff see them: search, one member's record, CSV import and export."""

@@ -1,0 +1,137 @@
+"""Console pages for members: search, a member's page (ledger, wallets), a manual adjustment
+with a required reason, CSV export and import. Marketers and admins of the program."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import quote
+
+from flask import Response, abort, redirect, render_template, request, stream_with_context, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from passes.accounts.models import StaffUser
+from passes.loyalty.ledger import LedgerError, adjust
+from passes.loyalty.models import Card
+from passes.members.csv_io import ImportFileError, export_csv, import_members
+from passes.members.directory import PAGE_SIZE, find_card, record, search
+from passes.web.console import CONSOLE_ROLES, console, staff_page
+from passes.web.context import app_state, db
+
+REJECTIONS_SHOWN = 200
+
+
+@console.get("/<slug>/members")
+@staff_page(*CONSOLE_ROLES)
+def members(slug: str, user: StaffUser) -> BaseResponse:
+    query = request.args.get("q", "")[:200]
+    after = request.args.get("after", "")
+    cards = search(db(), user.program, query, after_id=int(after) if after.isdigit() else None)
+    page = render_template(
+        "console_members.html",
+        user=user,
+        program=user.program,
+        query=query,
+        cards=cards,
+        next_after=cards[-1].id if len(cards) == PAGE_SIZE else None,
+    )
+    return Response(page)
+
+
+@console.get("/<slug>/members/<number>")
+@staff_page(*CONSOLE_ROLES)
+def member(slug: str, number: str, user: StaffUser) -> BaseResponse:
+    return _member_page(user, _own_card(user, number), form={}, errors={}, status=200)
+
+
+@console.post("/<slug>/members/<number>/adjust")
+@staff_page(*CONSOLE_ROLES)
+def adjust_member(slug: str, number: str, user: StaffUser) -> BaseResponse:
+    card = _own_card(user, number)
+    form = {key: request.form.get(key, "").strip() for key in ("points", "reason")}
+    errors: dict[str, str] = {}
+    text = form["points"].replace(" ", "")
+    points = int(text) if text.lstrip("+-").isdigit() and len(text) < 12 else None
+    if points is None or points == 0:
+        errors["points"] = "Enter a whole number of points, e.g. 50 or -20 (not 0)."
+    if not form["reason"]:
+        errors["reason"] = "Say why: the reason is kept in the member's ledger."
+    elif len(form["reason"]) > 300:
+        errors["reason"] = "Please keep the reason under 300 characters."
+    if not errors and points is not None:
+        try:
+            adjust(db(), card, points=points, reason=form["reason"], actor=user.email)
+        except LedgerError as exc:
+            errors["points"] = exc.detail
+        else:
+            db().commit()
+            return redirect(url_for("console.member", slug=slug, number=card.number), 303)
+    db().rollback()
+    return _member_page(user, _own_card(user, number), form=form, errors=errors, status=422)
+
+
+@console.get("/<slug>/members.csv")
+@staff_page(*CONSOLE_ROLES)
+def export_members(slug: str, user: StaffUser) -> BaseResponse:
+    program = user.program
+    chunks = stream_with_context(export_csv(db(), program))
+    response = Response(chunks, mimetype="text/csv")
+    filename = quote(f"{program.slug}-members.csv")
+    response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{filename}"
+    return response
+
+
+@console.route("/<slug>/members/import", methods=["GET", "POST"])
+@staff_page(*CONSOLE_ROLES)
+def import_members_page(slug: str, user: StaffUser) -> BaseResponse:
+    if request.method == "GET":
+        return _import_page(user, None, None, 200)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _import_page(user, "Choose a CSV file to import.", None, 422)
+    # Larger requests never get here (MAX_CONTENT_LENGTH: 413); a large file goes by the CLI.
+    data = upload.stream.read()
+    try:
+        text = io.StringIO(data.decode("utf-8-sig"), newline="")
+        report = import_members(
+            db(), user.program, text, barcode_key=app_state().barcode_key, actor=user.email
+        )
+    except UnicodeDecodeError:
+        db().rollback()
+        return _import_page(user, "The file is not UTF-8 text: save it as CSV UTF-8.", None, 422)
+    except ImportFileError as exc:
+        db().rollback()
+        return _import_page(user, f"Nothing was imported: {exc}.", None, 422)
+    return _import_page(user, None, report, 200)
+
+
+def _import_page(user: StaffUser, message: str | None, report: object, status: int) -> Response:
+    page = render_template(
+        "console_members_import.html",
+        user=user,
+        program=user.program,
+        message=message,
+        report=report,
+        shown=REJECTIONS_SHOWN,
+    )
+    return Response(page, status=status)
+
+
+def _own_card(user: StaffUser, number: str) -> Card:
+    card = find_card(db(), user.program, number)
+    if card is None:
+        abort(404)
+    return card
+
+
+def _member_page(
+    user: StaffUser, card: Card, form: dict[str, str], errors: dict[str, str], status: int
+) -> Response:
+    page = render_template(
+        "console_member.html",
+        user=user,
+        program=user.program,
+        record=record(db(), card),
+        form=form,
+        errors=errors,
+    )
+    return Response(page, status=status)

@@ -1,0 +1,3 @@
+from web_staff import staff
+
+__all__ = ["staff"]
