@@ -1,7 +1,8 @@
-"""The staff scanner in a real browser (Debian's chromium through Playwright) on a phone-sized
-screen, against a live server on committed data: sign in, find a card by typing its number (no
-camera is granted), record a purchase, survive a lost answer without recording twice, and keep
-screenshots of the scanner and of the member's card page in test-artifacts/.
+"""Staff pages in a real browser (Debian's chromium through Playwright), against a live server on
+committed data. The scanner on a phone-sized screen: sign in, find a card by typing its number
+(no camera is granted), record a purchase, survive a lost answer without recording twice. The
+console: sign in with e-mail and password, schedule a campaign after asking its reach, and see
+the analytics charts drawn. Screenshots are kept in test-artifacts/.
 
 SQLite only, in a database of its own: what is checked here is the page, not the engine."""
 
@@ -24,6 +25,7 @@ from werkzeug.serving import make_server
 
 from factories import TIERS, make_card, make_program
 from passes import create_app
+from passes.accounts.service import create_user
 from passes.db import make_engine, make_sessionmaker
 from passes.loyalty.ledger import adjust
 from passes.loyalty.models import Card, Purchase
@@ -60,6 +62,8 @@ RULES: dict[str, Any] = {
     "tiers": TIERS,
 }
 STARTING_BALANCE = 140
+ADMIN, ADMIN_PASSWORD = "admin@zerno.example", "correct horse battery staple"
+DESKTOP = {"width": 1280, "height": 900}
 
 
 def unavailable(message: str) -> NoReturn:
@@ -77,6 +81,7 @@ class Live:
     number: str
     page_token: str
     engine: Engine
+    slug: str = ""
 
     def purchases(self) -> int:
         with make_sessionmaker(self.engine)() as session:
@@ -111,8 +116,11 @@ def live(dev_chain: DevChain, tmp_path: Path) -> Iterator[Live]:
         token = issue_key(
             session, program, role="store", name="till 1", store=program.stores[0]
         ).token
+        create_user(
+            session, program, email=ADMIN, name="Ольга", role="admin", password=ADMIN_PASSWORD
+        )
         session.commit()
-        live = Live("", token, card.id, card.number, card.page_token, engine)
+        live = Live("", token, card.id, card.number, card.page_token, engine, program.slug)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
@@ -138,8 +146,11 @@ def browser_ready() -> None:
 
 
 @contextmanager
-def phone_page(extra_args: tuple[str, ...] = (), camera: bool = False) -> Iterator[Page]:
-    """A phone-sized page in headless chromium; the camera permission only when asked for."""
+def phone_page(
+    extra_args: tuple[str, ...] = (), camera: bool = False, desktop: bool = False
+) -> Iterator[Page]:
+    """A phone-sized page in headless chromium (desktop-sized if asked); the camera permission
+    only when asked for."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -148,10 +159,10 @@ def phone_page(extra_args: tuple[str, ...] = (), camera: bool = False) -> Iterat
         )
         try:
             context = browser.new_context(
-                viewport=PHONE,
-                device_scale_factor=SCALE,
-                is_mobile=True,
-                has_touch=True,
+                viewport=DESKTOP if desktop else PHONE,
+                device_scale_factor=1 if desktop else SCALE,
+                is_mobile=not desktop,
+                has_touch=not desktop,
                 locale="en-GB",
                 permissions=["camera"] if camera else [],
             )
@@ -354,3 +365,57 @@ def test_scanning_a_card_with_the_camera(live: Live, tmp_path: Path) -> None:
         page.get_by_role("button", name="Next customer").click()
         expect(page.locator("#card")).to_be_hidden()
         expect(page.get_by_role("button", name="Scan a card")).to_be_focused()
+
+
+def test_console_sign_in_a_scheduled_campaign_and_the_charts(live: Live) -> None:
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    console = f"{live.url}/console/{live.slug}"
+    with phone_page(desktop=True) as page:
+        page.goto(f"{console}/")  # not signed in: sent to the sign-in form
+        expect(page).to_have_url(re.compile(r"/console/login"))
+        page.get_by_label("E-mail").fill(ADMIN)
+        page.get_by_label("Password").fill("not the password")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_be_visible()  # the form again, with a message
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(f"{console}/")
+        expect(page.locator("#members")).to_have_text("1")
+        page.screenshot(path=ARTIFACTS / "console-home.png", full_page=True)
+
+        page.get_by_role("link", name="Campaigns").click()
+        page.goto(f"{console}/campaigns/new")
+        page.get_by_label("Title (on the card)").fill("Двойные баллы")
+        page.get_by_label("Text").fill("Всю неделю — двойные баллы за кофе")
+        page.get_by_label("Valid until").fill("2099-01-31T20:00")
+        page.get_by_role("radio", name="Send at").check()
+        page.locator("#send_at").fill("2099-01-01T09:00")
+        page.get_by_role("button", name="How many members?").click()
+        expect(page.locator("#reach")).to_contain_text("1")  # nothing sent yet
+        page.get_by_role("button", name="Schedule").click()
+        expect(page).to_have_url(re.compile(r"/campaigns/\d+$"))
+        expect(page.locator("#status")).to_have_text("scheduled")
+        page.screenshot(path=ARTIFACTS / "console-campaign.png", full_page=True)
+
+        page.get_by_role("link", name="Analytics").click()
+        expect(page).to_have_url(f"{console}/analytics")
+        for chart in ("members-chart", "purchases-chart", "wallets-chart", "tiers-chart"):
+            expect(page.locator(f"#{chart}")).to_have_attribute("data-drawn", "true")
+        painted = page.evaluate(
+            """ids => ids.map(id => {
+                const canvas = document.getElementById(id);
+                const pixels = canvas.getContext("2d")
+                    .getImageData(0, 0, canvas.width, canvas.height).data;
+                let inked = 0;
+                for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) inked++;
+                return [canvas.width > 100 && canvas.height > 100, inked];
+            })""",
+            ["members-chart", "tiers-chart", "campaigns-chart"],
+        )
+        assert all(sized and inked > 500 for sized, inked in painted), painted
+        page.screenshot(path=ARTIFACTS / "console-analytics.png", full_page=True)
+    with Image.open(ARTIFACTS / "console-analytics.png") as image:
+        assert image.width == DESKTOP["width"]
+        assert len(image.convert("RGB").getcolors(maxcolors=1 << 16) or range(1000)) > 50
