@@ -186,13 +186,27 @@ def queue_wallet_update(
 
 
 def bump_design(session: Session, program: Program) -> None:
-    """New design version; its time moves past every card's time, so every pass looks newer."""
+    """New design version; its time moves past every card's time, so every pass looks newer;
+    and every card of the program gets a pending outbox row, so both wallets hear of it (one
+    statement, in the same transaction)."""
     newest_card = session.scalar(
         select(func.max(Card.pass_updated_at)).where(Card.program_id == program.id)
     )
     program.design_version = Program.design_version + 1
     program.design_change_seq = change_stamp(session)
     program.design_updated_at = next_pass_time(program.design_updated_at, newest_card)
+    connection = session.connection()
+    connection.execute(
+        wallet_upsert_from(
+            connection.dialect.name,
+            select(Card.id).where(Card.program_id == program.id),
+            bindparam("requested_at", type_=WalletUpdate.requested_at.type),
+        ),
+        {"requested_at": utcnow()},
+    )
+    for key in list(session.identity_map.keys()):
+        if key[0] is WalletUpdate:
+            session.expire(session.identity_map[key])
 
 
 @event.listens_for(Session, "before_flush")

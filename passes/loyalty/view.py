@@ -2,41 +2,73 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.orm import object_session
 
 from passes.loyalty.card_numbers import format_card_number
-from passes.loyalty.models import Card, Program
+from passes.loyalty.models import Card, Program, Store
+from passes.loyalty.program_document import ProgramDocument, StoreSpec
 from passes.wallet.view import Branding, CardView, Location, Offer
 
 
 def branding_of(program: Program) -> Branding:
     """The program-wide part of every card of ``program``."""
+    return _branding(
+        program,
+        program.slug,
+        program.design_version,
+        (program.logo_image, program.icon_image, program.strip_image),
+        program.stores,
+    )
+
+
+def branding_of_document(document: ProgramDocument, design_version: int = 0) -> Branding:
+    """What cards would share if ``document`` were saved: the designer's preview of a draft."""
+    images = document.images
+    return _branding(
+        document,
+        document.slug,
+        design_version,
+        (images.get("logo"), images.get("icon"), images.get("strip")),
+        document.stores,
+    )
+
+
+def _branding(
+    source: Program | ProgramDocument,
+    key: str,
+    version: int,
+    images: tuple[bytes | None, bytes | None, bytes | None],
+    stores: Sequence[Store | StoreSpec],
+) -> Branding:
     locations = tuple(
         Location(
             latitude=store.latitude,
             longitude=store.longitude,
-            relevant_text=store.relevant_text or f"{program.name}: show your card at {store.name}",
+            relevant_text=store.relevant_text or f"{source.name}: show your card at {store.name}",
         )
-        for store in program.stores
+        for store in stores
         if store.latitude is not None and store.longitude is not None
     )
+    logo, icon, strip = images
     return Branding(
-        program_key=program.slug,
-        design_version=program.design_version,
-        organization_name=program.organization_name,
-        program_name=program.name,
-        description=program.description,
-        background_color=program.background_color,
-        foreground_color=program.foreground_color,
-        label_color=program.label_color,
-        logo_image=program.logo_image,
-        icon_image=program.icon_image,
-        strip_image=program.strip_image,
-        points_label=program.points_label,
-        terms=program.terms,
-        support_email=program.support_email,
-        support_phone=program.support_phone,
-        website=program.website,
+        program_key=key,
+        design_version=version,
+        organization_name=source.organization_name,
+        program_name=source.name,
+        description=source.description,
+        background_color=source.background_color,
+        foreground_color=source.foreground_color,
+        label_color=source.label_color,
+        logo_image=logo,
+        icon_image=icon,
+        strip_image=strip,
+        points_label=source.points_label,
+        terms=source.terms,
+        support_email=source.support_email,
+        support_phone=source.support_phone,
+        website=source.website,
         locations=locations,
     )
 

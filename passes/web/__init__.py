@@ -19,6 +19,7 @@ def register_web(app: Flask) -> None:
     """Blueprints, error pages, security headers and per-request clean-up."""
     from passes.web import console_analytics as _analytics  # noqa: F401  (console routes)
     from passes.web import console_campaigns as _campaigns  # noqa: F401  (console routes)
+    from passes.web import console_design as _design  # noqa: F401  (console routes)
     from passes.web import console_members as _members  # noqa: F401  (console routes)
     from passes.web.api import programs as _programs  # noqa: F401  (routes on the till blueprint)
     from passes.web.api.openapi import docs

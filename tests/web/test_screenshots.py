@@ -232,7 +232,9 @@ def typing_purchases_and_screenshots(page: Page, live: Live) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     sign_in(page, live)
 
-    # Money is parsed as text, never through floating point.
+    # Money is parsed as text, never through floating point. (The script is deferred: wait
+    # for it, the page may be visible before it ran.)
+    page.wait_for_function("() => window.loyalpassScanner !== undefined")
     parsed = page.evaluate(
         """cases => cases.map(c => window.loyalpassScanner.parseMoney(c, 2))""",
         ["123,45", "123.45", "1 234,5", "0.07", "1.15", "7", "12,345", "1.234,56", "-5", "x", ""],
@@ -367,21 +369,29 @@ def test_scanning_a_card_with_the_camera(live: Live, tmp_path: Path) -> None:
         expect(page.get_by_role("button", name="Scan a card")).to_be_focused()
 
 
+def console_sign_in(page: Page, live: Live) -> None:
+    """Sign in to the console as the admin, after one wrong password."""
+    from playwright.sync_api import expect
+
+    console = f"{live.url}/console/{live.slug}"
+    page.goto(f"{console}/")  # not signed in: sent to the sign-in form
+    expect(page).to_have_url(re.compile(r"/console/login"))
+    page.get_by_label("E-mail").fill(ADMIN)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_be_visible()  # the form again, with a message
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{console}/")
+
+
 def test_console_sign_in_a_scheduled_campaign_and_the_charts(live: Live) -> None:
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
     console = f"{live.url}/console/{live.slug}"
     with phone_page(desktop=True) as page:
-        page.goto(f"{console}/")  # not signed in: sent to the sign-in form
-        expect(page).to_have_url(re.compile(r"/console/login"))
-        page.get_by_label("E-mail").fill(ADMIN)
-        page.get_by_label("Password").fill("not the password")
-        page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("alert")).to_be_visible()  # the form again, with a message
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(f"{console}/")
+        console_sign_in(page, live)
         expect(page.locator("#members")).to_have_text("1")
         page.screenshot(path=ARTIFACTS / "console-home.png", full_page=True)
 
@@ -419,3 +429,51 @@ def test_console_sign_in_a_scheduled_campaign_and_the_charts(live: Live) -> None
     with Image.open(ARTIFACTS / "console-analytics.png") as image:
         assert image.width == DESKTOP["width"]
         assert len(image.convert("RGB").getcolors(maxcolors=1 << 16) or range(1000)) > 50
+
+
+def test_the_card_designer_previews_an_upload_and_saves_it(live: Live, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (750, 246), (200, 10, 10)).save(strip)
+    pixel_of = """([id, x, y]) => {
+        const image = document.getElementById(id);
+        const canvas = document.createElement("canvas");
+        canvas.width = image.naturalWidth;
+        canvas.height = image.naturalHeight;
+        const context = canvas.getContext("2d");
+        context.drawImage(image, 0, 0);
+        return Array.from(context.getImageData(x, y, 1, 1).data.slice(0, 3));
+    }"""
+    with phone_page(desktop=True) as page:
+        console_sign_in(page, live)
+        page.get_by_role("link", name="Card design").click()
+        expect(page.get_by_role("heading", name="Card design")).to_be_visible()
+        expect(page.locator("#design-form")).to_have_attribute("data-live", "true")
+        expect(page.locator("#preview-apple")).to_have_js_property("complete", True)
+        before = page.evaluate(pixel_of, ["preview-apple", 600, 130])
+        assert before != [200, 10, 10]
+
+        page.get_by_label("Strip").set_input_files(strip)
+        page.locator("#color_background").fill("#0a7d32")
+        expect(page.locator("#preview-apple")).to_have_attribute("data-version", re.compile("."))
+        expect(page.locator("#preview-google")).to_have_attribute("data-version", re.compile("."))
+        page.wait_for_function(
+            "() => document.getElementById('preview-status').textContent.includes('not saved')"
+        )
+        assert page.evaluate(pixel_of, ["preview-apple", 600, 130]) == [200, 10, 10]
+        assert page.evaluate(pixel_of, ["preview-apple", 320, 6]) == [10, 125, 50]
+        assert page.evaluate(pixel_of, ["preview-google", 320, 820]) == [200, 10, 10]
+        page.screenshot(path=ARTIFACTS / "console-designer.png", full_page=True)
+
+        page.get_by_label("Program name (on the card)").fill("")
+        expect(page.locator("#preview-errors")).to_contain_text("name")  # a draft with a problem
+        page.get_by_label("Program name (on the card)").fill("Зерно")
+        page.get_by_role("button", name="Save and update every card").click()
+        expect(page.locator("#saved")).to_be_visible()
+        expect(page.get_by_text("Strip (one is set)")).to_be_visible()
+    with make_sessionmaker(live.engine)() as session:
+        card = session.get(Card, live.card_id)
+        assert card is not None and card.program.background_color == "#0a7d32"
+        assert card.program.strip_image is not None

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_UPLOAD_SIDE",
     "STRIP_SIZES",
     "ImageError",
+    "reencode_upload",
     "render_google_images",
     "render_pass_images",
     "rgb_string",
@@ -501,3 +502,17 @@ def render_google_images(
     source = _decode_upload(strip, "strip") if strip is not None else _generated_strip(bg)[3]
     hero = _cover(source, GOOGLE_HERO_SIZE)
     return {"logo": _encode_png(logo), "hero": _encode_png(hero)}
+
+
+#: Uploads are kept at most this many pixels a side: more than any wallet image needs.
+STORED_SIDE: Final = 2048
+
+
+def reencode_upload(data: bytes, name: str) -> bytes:
+    """An uploaded image as the PNG we store: decoded by pillow (type and size checked, as for
+    passes), upright, in sRGB, scaled down to STORED_SIDE; nothing of the uploaded file (its
+    metadata, other frames, trailing bytes) survives. ImageError names what is wrong."""
+    image = _decode_upload(data, name)
+    if max(image.size) > STORED_SIDE:
+        image.thumbnail((STORED_SIDE, STORED_SIDE), _LANCZOS)
+    return _encode_png(image)
