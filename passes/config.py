@@ -74,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_HOPS": 0,
     # A console sign-in lasts this long (then sign in again), however active.
     "CONSOLE_SESSION_HOURS": 12,
+    # Webhooks: endpoints must be public https addresses; true lets them be http and private
+    # or loopback addresses (development and tests only).
+    "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": False,
     # Largest request body accepted (uploads included).
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
 }
@@ -85,6 +88,7 @@ BOOLEAN_SETTINGS = (
     "MAIL_USE_TLS",
     "SESSION_COOKIE_SECURE",
     "TESTING",
+    "WEBHOOK_ALLOW_PRIVATE_ADDRESSES",
 )
 
 

@@ -28,6 +28,7 @@ from passes.push.models import (
     GoogleObject,
     RateBucket,
 )
+from passes.webhooks.models import WebhookCardState, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ActionCount",
@@ -55,5 +56,8 @@ __all__ = [
     "StaffUser",
     "Store",
     "WalletUpdate",
+    "WebhookCardState",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "pass_versions",
 ]

@@ -211,6 +211,13 @@ def jobs(app: Flask) -> list[Job]:
             "interval",
             {"seconds": 30},
         ),
+        Job(
+            "send-webhooks",
+            "webhooks to the shops' endpoints",
+            send_webhooks,
+            "interval",
+            {"seconds": 10},
+        ),
         Job("expire-points", "points expiry", _expiry_line, "interval", {"hours": 1}),
         Job(
             "evaluate-tiers",
@@ -228,6 +235,35 @@ def jobs(app: Flask) -> list[Job]:
             starts_at_once=True,
         ),
     ]
+
+
+def send_webhooks(app: Flask, now: datetime | None = None) -> str:
+    """Name the cards' changes to the endpoints that want them, then send what is due (a few
+    batches per run, so one busy shop cannot hold the job)."""
+    import requests
+
+    from passes.webhooks.delivery import deliver_due
+    from passes.webhooks.events import detect_changes
+
+    state: AppState = app.extensions["passes"]
+    allow_private = bool(app.config["WEBHOOK_ALLOW_PRIVATE_ADDRESSES"])
+    events = delivered = failed = 0
+    with state.sessionmaker() as session:
+        for _ in range(WEBHOOK_BATCHES_PER_RUN):
+            detected = detect_changes(session, now=now)
+            events += detected.events
+            if detected.cards == 0:
+                break
+    with state.sessionmaker() as session, requests.Session() as http:
+        for _ in range(WEBHOOK_BATCHES_PER_RUN):
+            report = deliver_due(session, http, allow_private=allow_private, now=now)
+            delivered, failed = delivered + report.delivered, failed + report.failed
+            if report.attempted == 0:
+                break
+    return f"{events} events, {delivered} delivered, {failed} failed"
+
+
+WEBHOOK_BATCHES_PER_RUN = 10
 
 
 def _campaigns_line(app: Flask) -> str:

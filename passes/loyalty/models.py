@@ -334,6 +334,10 @@ class WalletUpdate(Base):
     # The same for the Google sender, which works independently: neither blocks the other.
     google_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     google_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # And for the webhooks: which changes of the card the shop's endpoints have not heard of.
+    hooks_pending: Mapped[bool] = mapped_column(Boolean, default=True)
+    hooks_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hooks_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         Index(
@@ -347,6 +351,12 @@ class WalletUpdate(Base):
             "requested_at",
             postgresql_where=text("google_pending"),
             sqlite_where=text("google_pending"),
+        ),
+        Index(
+            "ix_wallet_updates_hooks_due",
+            "requested_at",
+            postgresql_where=text("hooks_pending"),
+            sqlite_where=text("hooks_pending"),
         ),
     )
 

@@ -125,7 +125,8 @@ def bump_card(session: Session, card: Card) -> None:
 
 def wallet_upsert_from(dialect: str, cards: Any, requested_at: Any) -> Any:
     """INSERT an outbox row for each card id that the one-column SELECT ``cards`` yields, or
-    bump the row a card already has (both wallets pending again): one statement, no read."""
+    bump the row a card already has (both wallets and the webhooks pending again): one
+    statement, no read."""
     insert = upsert_insert(dialect)
     outbox = cast(Table, WalletUpdate.__table__)
     statement = insert(outbox).from_select(
@@ -134,15 +135,19 @@ def wallet_upsert_from(dialect: str, cards: Any, requested_at: Any) -> Any:
             "revision",
             "apple_pending",
             "google_pending",
+            "hooks_pending",
             "requested_at",
             "apple_attempts",
             "google_attempts",
+            "hooks_attempts",
         ],
         cards.add_columns(
             literal_column("1"),
             true(),
             true(),
+            true(),
             requested_at,
+            literal_column("0"),
             literal_column("0"),
             literal_column("0"),
         ),
@@ -153,6 +158,7 @@ def wallet_upsert_from(dialect: str, cards: Any, requested_at: Any) -> Any:
             "revision": outbox.c.revision + literal_column("1"),
             "apple_pending": true(),
             "google_pending": true(),
+            "hooks_pending": true(),
             "requested_at": statement.excluded.requested_at,
         },
     )

@@ -33,6 +33,7 @@ from passes.loyalty.pass_versions import change_stamp, next_pass_time, wallet_up
 from passes.marketing.models import Campaign, CardOffer
 from passes.marketing.segments import SegmentError, parse_segment, segment_condition
 from passes.wallet.view import Offer
+from passes.webhooks.events import campaign_finished
 
 MAX_TITLE = 60
 MAX_TEXT = 300
@@ -163,6 +164,21 @@ def send_due(session: Session, now: datetime | None = None) -> list[int]:
         assert campaign is not None
         targeted = _put_on_cards(session, campaign, now)
         campaign.status, campaign.targeted = "sent", targeted
+        program = session.get(Program, campaign.program_id)
+        assert program is not None
+        campaign_finished(  # the shop's webhooks hear of it with the same commit
+            session,
+            program,
+            {
+                "campaign": {
+                    "id": campaign.id,
+                    "title": campaign.title,
+                    "targeted": targeted,
+                    "valid_from": campaign.valid_from.isoformat(),
+                    "valid_until": campaign.valid_until.isoformat(),
+                }
+            },
+        )
         session.commit()
         sent.append(campaign_id)
     return sent

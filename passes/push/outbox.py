@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from passes.loyalty.models import WalletUpdate
 
-Wallet = Literal["apple", "google"]
+Wallet = Literal["apple", "google", "hooks"]  # "hooks": the webhooks' change detection
 
 
 def claim(

@@ -91,19 +91,21 @@ def register(session: Session, device: str, push_token: str, card_id: int) -> bo
     return created is not None
 
 
-def unregister(session: Session, device: str, card_id: int) -> None:
-    """Forget the card on ``device``; forget the device once it holds no passes."""
+def unregister(session: Session, device: str, card_id: int) -> bool:
+    """Forget the card on ``device``; forget the device once it holds no passes. True if the
+    card was registered there."""
     device_id = session.scalar(
         select(AppleDevice.id).where(AppleDevice.library_identifier == device)
     )
     if device_id is None:
-        return
-    session.execute(
+        return False
+    removed = session.execute(
         delete(AppleRegistration).where(
             AppleRegistration.device_id == device_id, AppleRegistration.card_id == card_id
         )
     )
     _drop_if_empty(session, [device_id])
+    return bool(removed.rowcount)  # type: ignore[attr-defined]
 
 
 def _drop_if_empty(session: Session, device_ids: list[int]) -> None:

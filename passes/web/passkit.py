@@ -30,6 +30,7 @@ from passes.push.registrations import (
 from passes.web.api.problems import Problem, problem_response
 from passes.web.conditional import mark_private, not_modified
 from passes.web.context import app_state, db, read_connection
+from passes.webhooks.events import card_installed
 
 passkit = Blueprint("passkit", __name__, url_prefix="/passkit/v1")
 log = logging.getLogger("passes.passkit")
@@ -109,6 +110,8 @@ def register_device(device: str, pass_type: str, serial: str) -> Response:
         raise Problem(400, "bad_push_token", 'send {"pushToken": "<hex token>"}')
     session = db()
     created = register(session, device, push_token.lower(), credentials.card_id)
+    if created:
+        card_installed(session, credentials.card_id, "apple", installed=True)
     session.commit()
     return Response(status=201 if created else 200)
 
@@ -118,7 +121,8 @@ def unregister_device(device: str, pass_type: str, serial: str) -> Response:
     credentials = _authorized(pass_type, serial)
     _device(device)
     session = db()
-    unregister(session, device, credentials.card_id)
+    if unregister(session, device, credentials.card_id):
+        card_installed(session, credentials.card_id, "apple", installed=False)
     session.commit()
     return Response(status=200)
 

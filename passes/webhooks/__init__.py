@@ -1,0 +1,1 @@
+"""Webhooks out: the shop's own systems hear of card and campaign events, signed, retried."""
