@@ -3,7 +3,8 @@
 Producers queue an event in their own transaction, so an event is delivered only if what it
 tells of was committed. Balance and tier changes are not produced on the till's path: the
 wallet outbox already marks every changed card (``hooks_pending``), and :func:`detect_changes`
-compares those cards with what the endpoints were last told (``webhook_card_states``).
+compares those cards with what the endpoints were last told (``webhook_card_states``). Cards
+of programs with no endpoint for those events only have their flag cleared.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from passes.db import upsert_insert, utcnow
@@ -118,8 +119,13 @@ def detect_changes(session: Session, *, now: datetime | None = None) -> DetectRe
             session, card.program, event_type, data, now=now, endpoints=subscribed[key]
         )
 
+    listening = _programs_listening_to_cards(session)
     states: list[dict[str, Any]] = []
+    forget: list[int] = []
     for card, old_balance, old_tier in rows:
+        if card.program_id not in listening:
+            forget.append(card.id)  # nobody to tell: no state to keep (it would go stale)
+            continue
         seen = old_balance is not None
         if (seen and old_balance != card.points_balance) or (not seen and card.points_balance):
             emit(
@@ -133,23 +139,38 @@ def detect_changes(session: Session, *, now: datetime | None = None) -> DetectRe
         states.append(
             {"card_id": card.id, "points_balance": card.points_balance, "tier_key": card.tier_key}
         )
-    insert = upsert_insert(session.connection().dialect.name)
-    remember = insert(WebhookCardState)
-    session.execute(
-        remember.on_conflict_do_update(
-            index_elements=[WebhookCardState.card_id],
-            set_={
-                "points_balance": remember.excluded.points_balance,
-                "tier_key": remember.excluded.tier_key,
-            },
-        ),
-        states,
-    )
+    if states:
+        insert = upsert_insert(session.connection().dialect.name)
+        remember = insert(WebhookCardState)
+        session.execute(
+            remember.on_conflict_do_update(
+                index_elements=[WebhookCardState.card_id],
+                set_={
+                    "points_balance": remember.excluded.points_balance,
+                    "tier_key": remember.excluded.tier_key,
+                },
+            ),
+            states,
+        )
+    if forget:
+        session.execute(delete(WebhookCardState).where(WebhookCardState.card_id.in_(forget)))
     session.connection().execute(
         _DONE, [{"b_card": card_id, "b_revision": rev} for card_id, rev in revisions.items()]
     )
     session.commit()
     return report
+
+
+def _programs_listening_to_cards(session: Session) -> set[int]:
+    """Programs with an active endpoint for balance or tier changes (few rows: a handful of
+    endpoints per program that uses them at all)."""
+    return {
+        endpoint.program_id
+        for endpoint in session.scalars(
+            select(WebhookEndpoint).where(WebhookEndpoint.disabled_at.is_(None))
+        )
+        if {"balance.changed", "tier.changed"} & set(endpoint.events)
+    }
 
 
 def _entry_tier(program: Program) -> str | None:

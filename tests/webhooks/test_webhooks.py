@@ -25,7 +25,7 @@ from factories import make_card, make_program
 from passes.db import utcnow
 from passes.jobs import send_webhooks
 from passes.loyalty.ledger import adjust
-from passes.loyalty.models import Card, Program
+from passes.loyalty.models import Card, Program, WalletUpdate
 from passes.marketing.campaigns import Draft, schedule, send_due
 from passes.webhooks.delivery import (
     MAX_ATTEMPTS,
@@ -36,7 +36,7 @@ from passes.webhooks.delivery import (
 )
 from passes.webhooks.endpoints import EndpointError, add_endpoint
 from passes.webhooks.events import detect_changes
-from passes.webhooks.models import EVENT_TYPES, WebhookDelivery
+from passes.webhooks.models import EVENT_TYPES, WebhookCardState, WebhookDelivery
 from support import PASS_TYPE_IDENTIFIER
 
 
@@ -284,3 +284,20 @@ def test_a_private_address_is_not_reached_when_not_allowed(
     assert report.retrying == 1 and receiver.received == []
     delivery = db_session.scalar(select(WebhookDelivery))
     assert delivery is not None and "URL must start with https" in (delivery.last_error or "")
+
+
+def test_programs_without_card_endpoints_only_have_their_flags_cleared(
+    db_session: Session, receiver: Receiver
+) -> None:
+    quiet = make_program(db_session)
+    card = make_card(db_session, quiet)
+    endpoint_for(db_session, quiet, receiver.url, ["campaign.finished"])  # not card changes
+    changed(db_session, card)
+    report = detect_changes(db_session)
+    assert (report.cards, report.events) == (1, 0)
+    assert db_session.get(WebhookCardState, card.id) is None
+    row = db_session.get(WalletUpdate, card.id)
+    assert row is not None
+    db_session.refresh(row)
+    assert not row.hooks_pending and row.apple_pending  # the wallets still have it to do
+    assert detect_changes(db_session).cards == 0
