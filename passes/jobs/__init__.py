@@ -61,6 +61,38 @@ def expire_points(app: Flask, now: datetime | None = None) -> int:
     return total
 
 
+def warn_expiring_points(app: Flask, now: datetime | None = None) -> str:
+    """Put an expiry notice on the cards whose points enter the warning window."""
+    from passes.loyalty.ledger import warn_expiring
+
+    state: AppState = app.extensions["passes"]
+    with state.sessionmaker() as session:
+        warned = warn_expiring(session, now=now)
+        session.commit()
+    return f"{warned} cards warned"
+
+
+def give_birthday_gifts(app: Flask, now: datetime | None = None) -> str:
+    """Birthday gifts of the programs that give one, a hundred cards per commit. Run hourly,
+    so each program's members get theirs early on their day in the program's time zone."""
+    from sqlalchemy import select
+
+    from passes.loyalty.ledger import birthday_gift_candidates, give_birthday_gift
+    from passes.loyalty.models import Program
+
+    state: AppState = app.extensions["passes"]
+    given = 0
+    with state.sessionmaker() as session:
+        for program in session.scalars(select(Program)).all():
+            candidates = birthday_gift_candidates(session, program, now=now)
+            session.commit()
+            for start in range(0, len(candidates), TIER_CHANGES_PER_COMMIT):
+                for card_id in candidates[start : start + TIER_CHANGES_PER_COMMIT]:
+                    given += give_birthday_gift(session, card_id, now=now) is not None
+                session.commit()
+    return f"{given} birthday gifts"
+
+
 TIER_CHANGES_PER_COMMIT = 100
 
 
@@ -219,6 +251,14 @@ def jobs(app: Flask) -> list[Job]:
             {"seconds": 10},
         ),
         Job("expire-points", "points expiry", _expiry_line, "interval", {"hours": 1}),
+        Job(
+            "warn-expiring-points",
+            "expiry warnings on cards",
+            warn_expiring_points,
+            "interval",
+            {"hours": 1},
+        ),
+        Job("birthday-gifts", "birthday gifts", give_birthday_gifts, "interval", {"hours": 1}),
         Job(
             "evaluate-tiers",
             "nightly tier evaluation",

@@ -11,6 +11,7 @@ earned earliest and spending uses it up first.
 
 from __future__ import annotations
 
+import calendar
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, and_, extract, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from passes.db import utcnow
@@ -48,6 +49,7 @@ from passes.loyalty.models import (
     ActionCount,
     Card,
     LedgerEntry,
+    Member,
     PointLot,
     Program,
     Purchase,
@@ -896,6 +898,7 @@ def expire_due(session: Session, *, now: datetime | None = None, batch: int = 50
             reason="points expired",
             detail={"lots": used},
         )
+        card.expiry_notice = None  # the warning has come true
         report.cards += 1
         report.points += points
         report.expired.append((card_id, points))
@@ -906,32 +909,131 @@ def expiring_soon(
     session: Session, *, now: datetime | None = None
 ) -> list[tuple[int, int, datetime]]:
     """(card id, points, first expiry) for lots inside their program's warning window and not
-    warned yet; marks them warned, so each lot is announced once."""
+    warned yet; marks them warned, so each lot is announced once. Each card is locked before
+    its lots are marked (the order the till locks in)."""
     now = now or utcnow()
-    found: dict[int, tuple[int, datetime]] = {}
-    programs = session.scalars(select(Program)).all()
-    for program in programs:
-        rules = rules_of(program)
-        warn_days = getattr(rules.expiry, "warn_days", None)
+    found: list[tuple[int, int, datetime]] = []
+    for program in session.scalars(select(Program)).all():
+        warn_days = getattr(rules_of(program).expiry, "warn_days", None)
         if not warn_days:
             continue
-        lots = session.scalars(
-            select(PointLot)
+        window = (
+            PointLot.remaining > 0,
+            PointLot.warned_at.is_(None),
+            PointLot.expires_at > now,
+            PointLot.expires_at <= now + timedelta(days=warn_days),
+        )
+        card_ids = session.scalars(
+            select(PointLot.card_id)
             .join(Card, Card.id == PointLot.card_id)
+            .where(Card.program_id == program.id, *window)
+            .distinct()
+            .order_by(PointLot.card_id)
+        ).all()
+        for card_id in card_ids:
+            lock_card(session, card_id)
+            lots = session.scalars(select(PointLot).where(PointLot.card_id == card_id, *window))
+            points, first = 0, None
+            for lot in lots:
+                assert lot.expires_at is not None
+                points += lot.remaining
+                first = lot.expires_at if first is None else min(first, lot.expires_at)
+                lot.warned_at = now
+            if first is not None:
+                found.append((card_id, points, first))
+    return found
+
+
+def warn_expiring(session: Session, *, now: datetime | None = None) -> int:
+    """Put a notice of points about to expire on each card that has some (newly in the
+    warning window): both wallets show it, Apple on the lock screen. Returns the cards warned;
+    the caller commits. The notice goes when the points expire (:func:`expire_due`)."""
+    warned = expiring_soon(session, now=now)
+    for card_id, points, first in warned:
+        card = lock_card(session, card_id)
+        # Lots end at the first instant of a day: the day before is the last to use them.
+        day = local_date(rules_of(card.program), first - timedelta(microseconds=1))
+        label = card.program.points_label
+        card.expiry_notice = f"{points} {label} expire at the end of {day.day} {day:%b %Y}"
+    return len(warned)
+
+
+def birthday_gift_candidates(
+    session: Session, program: Program, *, now: datetime | None = None
+) -> list[int]:
+    """Cards of ``program`` whose member has a birthday today (the program's day; 29 February
+    is celebrated on the 28th in other years) and no birthday gift yet this year."""
+    rules = rules_of(program)
+    birthday = rules.earning.birthday
+    if birthday is None or not birthday.gift:
+        return []
+    today = local_date(rules, now or utcnow())
+    days = [(today.month, today.day)]
+    if (today.month, today.day) == (2, 28) and not calendar.isleap(today.year):
+        days.append((2, 29))
+    return list(
+        session.scalars(
+            select(Card.id)
+            .join(Member, Member.id == Card.member_id)
             .where(
                 Card.program_id == program.id,
-                PointLot.remaining > 0,
-                PointLot.warned_at.is_(None),
-                PointLot.expires_at > now,
-                PointLot.expires_at <= now + timedelta(days=warn_days),
+                or_(
+                    *(
+                        and_(
+                            extract("month", Member.birthday) == month,
+                            extract("day", Member.birthday) == day,
+                        )
+                        for month, day in days
+                    )
+                ),
+                Card.id.not_in(_gifted_since(program, _start_of_local_year(rules, today))),
             )
+            .order_by(Card.id)
         )
-        for lot in lots:
-            assert lot.expires_at is not None
-            points, first = found.get(lot.card_id, (0, lot.expires_at))
-            found[lot.card_id] = (points + lot.remaining, min(first, lot.expires_at))
-            lot.warned_at = now
-    return [(card_id, points, first) for card_id, (points, first) in sorted(found.items())]
+    )
+
+
+def give_birthday_gift(
+    session: Session, card_id: int, *, now: datetime | None = None
+) -> LedgerEntry | None:
+    """The card's birthday gift, unless it has had this year's (checked under the card's lock,
+    so two workers never both give it). The caller commits."""
+    now = now or utcnow()
+    card = lock_card(session, card_id)
+    rules = rules_of(card.program)
+    birthday = rules.earning.birthday
+    if birthday is None or not birthday.gift:
+        return None
+    today = local_date(rules, now)
+    already = session.scalar(
+        _gifted_since(card.program, _start_of_local_year(rules, today)).where(
+            LedgerEntry.card_id == card.id
+        )
+    )
+    if already is not None:
+        return None
+    return credit(
+        session,
+        card,
+        rules,
+        kind="birthday_gift",
+        points=birthday.gift,
+        source="system",
+        now=now,
+        reason=f"birthday gift {today.year}",
+    )
+
+
+def _start_of_local_year(rules: ProgramRules, today: date) -> datetime:
+    return end_of_local_day(rules, date(today.year - 1, 12, 31))
+
+
+def _gifted_since(program: Program, since: datetime) -> Any:
+    return select(LedgerEntry.card_id).where(
+        LedgerEntry.program_id == program.id,
+        LedgerEntry.kind == "birthday_gift",
+        LedgerEntry.created_at >= since,
+    )
 
 
 @dataclass(frozen=True)

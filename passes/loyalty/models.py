@@ -143,6 +143,9 @@ class Card(Base):
     # PostgreSQL the writing transaction's id, on SQLite a counter; never wall-clock time.
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     link_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "120 points expire at the end of 20 Dec 2026": on the card (both wallets) from the
+    # warning until the points expire.
+    expiry_notice: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     program: Mapped[Program] = relationship()

@@ -98,7 +98,7 @@ WATCHED: dict[type, tuple[frozenset[str], Owner]] = {
     ),
     Store: (frozenset({"name", "latitude", "longitude", "relevant_text"}), _program_of),
     Card: (
-        frozenset({"points_balance", "tier_key", "number", "barcode_payload"}),
+        frozenset({"points_balance", "tier_key", "number", "barcode_payload", "expiry_notice"}),
         lambda _session, card: card,
     ),
     Member: (frozenset({"name"}), lambda _session, member: member.card),

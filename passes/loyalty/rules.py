@@ -91,10 +91,12 @@ class RulesError(ValueError):
 
 @dataclass(frozen=True)
 class BirthdayBoost:
-    """Multiplier on the birthday ("day") or the 7 days from 3 days before it ("week")."""
+    """Multiplier on the birthday ("day") or the 7 days from 3 days before it ("week"); and
+    ``gift`` points given on the birthday itself, once a year (0: none)."""
 
     multiplier: int
     scope: BirthdayScope = "day"
+    gift: int = 0
 
 
 @dataclass(frozen=True)
@@ -314,7 +316,7 @@ DEFAULT_RULES: dict[str, Any] = {
         "threshold": 0,
         "max_points_per_purchase": None,
         "category_multipliers": {},
-        "birthday": {"multiplier": 20000, "scope": "week"},
+        "birthday": {"multiplier": 20000, "scope": "week", "gift": 0},
         "holidays": [],
         "stacking": "best",
         "welcome_bonus": {"points": 100, "on": "join"},
@@ -520,12 +522,17 @@ class _Reader:
 
 
 def _birthday(r: _Reader, path: str, value: object) -> BirthdayBoost | None:
-    m = r.obj(path, value, ("multiplier", "scope"))
+    m = r.obj(path, value, ("multiplier", "scope", "gift"))
     if m is None:
         return None
     multiplier = r.multiplier(_join(path, "multiplier"), r.required(path, m, "multiplier"))
     scope = r.choice(_join(path, "scope"), _get(m, "scope", "day"), ("day", "week"))
-    return BirthdayBoost(multiplier=_or(multiplier, BP), scope="week" if scope == "week" else "day")
+    gift = r.integer(_join(path, "gift"), _get(m, "gift", 0), lo=0)
+    return BirthdayBoost(
+        multiplier=_or(multiplier, BP),
+        scope="week" if scope == "week" else "day",
+        gift=_or(gift, 0),
+    )
 
 
 def _holiday(r: _Reader, path: str, value: object) -> Holiday | None:
@@ -968,7 +975,7 @@ def _earning_to_dict(earning: Earning) -> dict[str, Any]:
         "category_multipliers": dict(earning.category_multipliers),
         "birthday": None
         if birthday is None
-        else {"multiplier": birthday.multiplier, "scope": birthday.scope},
+        else {"multiplier": birthday.multiplier, "scope": birthday.scope, "gift": birthday.gift},
         "holidays": [
             {
                 "name": holiday.name,

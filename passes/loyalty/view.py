@@ -73,6 +73,16 @@ def _branding(
     )
 
 
+EXPIRY_NOTICE_TITLE = "Points expiring"
+
+
+def _notices(card: Card) -> tuple[Offer, ...]:
+    """The card's own notices, shown like offers and first (the newest thing to announce)."""
+    if card.expiry_notice:
+        return (Offer("expiry", EXPIRY_NOTICE_TITLE, card.expiry_notice),)
+    return ()
+
+
 def _offers(card: Card) -> tuple[Offer, ...]:
     """The campaigns' offers on the card now (read through the card's session)."""
     from passes.marketing.campaigns import active_offers  # marketing builds on loyalty
@@ -95,7 +105,7 @@ def card_view(card: Card) -> CardView:
         member_name=card.member.name,
         points_balance=card.points_balance,
         tier_name=program.tier_name(card.tier_key),
-        offers=_offers(card),
+        offers=_notices(card) + _offers(card),
         member_since=card.created_at,
         updated_at=updated_at,
     )

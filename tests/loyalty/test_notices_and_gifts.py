@@ -1,0 +1,124 @@
+"""Expiry warnings as a notice on the card (both wallets, Apple on the lock screen) until the
+points expire, and birthday gifts: once a year, on the program's day, 29 February included."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from factories import make_card, make_program
+from passes.loyalty import ledger
+from passes.loyalty.models import Card, LedgerEntry, WalletUpdate
+from passes.loyalty.view import EXPIRY_NOTICE_TITLE, card_view
+from passes.wallet.apple.pass_json import PassIdentity, pass_dict
+
+EXPIRING = {
+    "currency": "RUB",
+    "earning": {"points": 1, "per_amount": 100},
+    "expiry": {"mode": "lifetime", "days": 30, "warn_days": 7},
+}
+GIFTS = {
+    "currency": "RUB",
+    "timezone": "Europe/Moscow",
+    "earning": {"points": 1, "per_amount": 100, "birthday": {"multiplier": 10000, "gift": 150}},
+}
+
+
+def buy(session: Session, card: Card, amount: int, now: datetime) -> None:
+    ledger.record_purchase(
+        session,
+        card,
+        amount=amount,
+        currency="RUB",
+        lines=None,
+        store_id=None,
+        receipt=None,
+        source="test",
+        now=now,
+    )
+    session.flush()
+
+
+def test_an_expiry_warning_is_on_the_card_until_the_points_expire(db_session: Session) -> None:
+    program = make_program(db_session, rules=EXPIRING, points_label="Beans")
+    card = make_card(db_session, program)
+    earned = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    buy(db_session, card, 12_000, earned)  # 120 points, expire 31 March
+    db_session.commit()
+    assert ledger.warn_expiring(db_session, now=earned + timedelta(days=20)) == 0  # not yet
+    db_session.execute(WalletUpdate.__table__.delete())
+    db_session.commit()
+
+    warned_at = earned + timedelta(days=25)
+    assert ledger.warn_expiring(db_session, now=warned_at) == 1
+    db_session.commit()
+    assert card.expiry_notice == "120 Beans expire at the end of 31 Mar 2026"
+    assert db_session.get(WalletUpdate, card.id) is not None  # both wallets will show it
+    view = card_view(card)
+    assert (view.offers[0].title, view.offers[0].text) == (EXPIRY_NOTICE_TITLE, card.expiry_notice)
+    back = pass_dict(view, PassIdentity("pass.x", "TEAM", None))["storeCard"]["backFields"]
+    announced = next(field for field in back if field["key"] == "offer")
+    assert (announced["value"], announced["changeMessage"]) == (card.expiry_notice, "%@")
+    assert ledger.warn_expiring(db_session, now=warned_at + timedelta(hours=1)) == 0  # once
+
+    ledger.expire_due(db_session, now=earned + timedelta(days=31))
+    db_session.commit()
+    assert card.expiry_notice is None and card.points_balance == 0
+    assert all(offer.key != "expiry" for offer in card_view(card).offers)
+
+
+def birthday_card(session: Session, program: object, born: date) -> Card:
+    card = make_card(session, program)  # type: ignore[arg-type]
+    card.member.birthday = born
+    return card
+
+
+def gifts(session: Session, program: object, now: datetime) -> list[int]:
+    given = []
+    for card_id in ledger.birthday_gift_candidates(session, program, now=now):  # type: ignore[arg-type]
+        if ledger.give_birthday_gift(session, card_id, now=now) is not None:
+            given.append(card_id)
+    session.commit()
+    return given
+
+
+def test_birthday_gifts_once_a_year_on_the_programs_day(db_session: Session) -> None:
+    program = make_program(db_session, rules=GIFTS)
+    today = birthday_card(db_session, program, date(1990, 6, 15))
+    tomorrow = birthday_card(db_session, program, date(1985, 6, 16))
+    birthday_card(db_session, program, date(1991, 2, 28))
+    make_card(db_session, program)  # no birthday given
+    plain = make_program(db_session, rules={"currency": "RUB"})
+    birthday_card(db_session, plain, date(1990, 6, 15))  # a program without gifts
+    db_session.commit()
+    balance = today.points_balance
+
+    # 22:30 UTC on 14 June is 01:30 on 15 June in Moscow: the program's day counts.
+    night = datetime(2026, 6, 14, 22, 30, tzinfo=UTC)
+    assert gifts(db_session, program, night) == [today.id]
+    assert gifts(db_session, plain, night) == []
+    assert gifts(db_session, program, night + timedelta(hours=5)) == []  # once
+    assert ledger.give_birthday_gift(db_session, today.id, now=night) is None  # even if asked
+    db_session.refresh(today)
+    assert today.points_balance == balance + 150
+    entry = db_session.scalars(
+        select(LedgerEntry).where(
+            LedgerEntry.card_id == today.id, LedgerEntry.kind == "birthday_gift"
+        )
+    ).one()
+    assert (entry.points, entry.reason, entry.source) == (150, "birthday gift 2026", "system")
+    assert gifts(db_session, program, night + timedelta(days=1)) == [tomorrow.id]
+    assert today.id in gifts(db_session, program, night + timedelta(days=365))  # next year
+
+
+def test_a_29_february_birthday_is_celebrated_on_the_28th_in_other_years(
+    db_session: Session,
+) -> None:
+    program = make_program(db_session, rules=GIFTS)
+    leap = birthday_card(db_session, program, date(2000, 2, 29))
+    db_session.commit()
+    assert gifts(db_session, program, datetime(2027, 2, 28, 9, tzinfo=UTC)) == [leap.id]
+    assert gifts(db_session, program, datetime(2028, 2, 28, 9, tzinfo=UTC)) == []  # 2028 has it
+    assert gifts(db_session, program, datetime(2028, 2, 29, 9, tzinfo=UTC)) == [leap.id]
