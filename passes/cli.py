@@ -275,13 +275,12 @@ def create_user_command(
     slug: str, email: str, role: str, name: str, store_name: str | None, password_stdin: bool
 ) -> None:
     """Create a staff user; without --password-stdin, print a new password once."""
-    import secrets
     import sys
 
-    from passes.accounts.service import AccountError, create_user
+    from passes.accounts.service import AccountError, create_user, new_password
 
     generated = not password_stdin
-    password = secrets.token_urlsafe(15) if generated else sys.stdin.readline().rstrip("\n")
+    password = new_password() if generated else sys.stdin.readline().rstrip("\n")
     with _state().sessionmaker() as session:
         program, store = _program_and_store(session, slug, store_name)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -148,3 +149,16 @@ def disable(session: Session, user: StaffUser, now: datetime | None = None) -> N
     user.disabled_at = now
     if user.api_key is not None and user.api_key.revoked_at is None:
         user.api_key.revoked_at = now
+
+
+def new_password() -> str:
+    """A password for a person to type once and change: 20 random URL-safe characters."""
+    return secrets.token_urlsafe(15)
+
+
+def reset_password(session: Session, user: StaffUser) -> str:
+    """Give ``user`` a new password (returned, to show once); their open sessions end at their
+    next request (the session stamp no longer matches). The caller commits."""
+    password = new_password()
+    user.password_hash = generate_password_hash(password)
+    return password

@@ -21,6 +21,7 @@ def register_web(app: Flask) -> None:
     from passes.web import console_campaigns as _campaigns  # noqa: F401  (console routes)
     from passes.web import console_design as _design  # noqa: F401  (console routes)
     from passes.web import console_members as _members  # noqa: F401  (console routes)
+    from passes.web import console_people as _people  # noqa: F401  (console routes)
     from passes.web import console_webhooks as _webhooks  # noqa: F401  (console routes)
     from passes.web.api import programs as _programs  # noqa: F401  (routes on the till blueprint)
     from passes.web.api.openapi import docs

@@ -146,23 +146,6 @@ def home(slug: str, user: StaffUser) -> BaseResponse:
     )
 
 
-@console.get("/<slug>/users")
-@staff_page("admin")
-def users(slug: str, user: StaffUser) -> BaseResponse:
-    people = (
-        db()
-        .scalars(
-            select(StaffUser)
-            .where(StaffUser.program_id == user.program_id)
-            .order_by(StaffUser.email)
-        )
-        .all()
-    )
-    return Response(
-        render_template("console_users.html", user=user, program=user.program, people=people)
-    )
-
-
 @console.errorhandler(CSRFError)
 def _csrf_error(error: CSRFError) -> BaseResponse:
     """An expired or foreign form: ask again instead of showing a bare error page."""
