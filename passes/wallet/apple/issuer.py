@@ -11,6 +11,7 @@ from passes.wallet.apple.images import render_pass_images
 from passes.wallet.apple.package import StaticFiles, build_pkpass
 from passes.wallet.apple.pass_json import PassIdentity, PassJsonTemplate, Shape, shape_of
 from passes.wallet.apple.signature import PassSigner
+from passes.wallet.apple.strings import pass_strings
 from passes.wallet.view import Branding, CardView
 
 DESIGN_CACHE_SIZE = 64
@@ -46,7 +47,7 @@ class ApplePassIssuer:
             icon=branding.icon_image,
             strip=branding.strip_image,
         )
-        prepared = StaticFiles(files)
+        prepared = StaticFiles({**files, **pass_strings()})
         with self._lock:
             self._designs[key] = prepared
             while len(self._designs) > DESIGN_CACHE_SIZE:

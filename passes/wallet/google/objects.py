@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from passes.wallet.labels import RUSSIAN
 from passes.wallet.view import Branding, CardView
 
 __all__ = [
@@ -55,7 +56,11 @@ def object_id(issuer_id: str, serial_number: str) -> str:
 
 
 def _localized(value: str, language: str) -> dict[str, Any]:
-    return {"defaultValue": {"language": language, "value": value}}
+    """A LocalizedString; our fixed labels come with their translations (wallet.labels)."""
+    localized: dict[str, Any] = {"defaultValue": {"language": language, "value": value}}
+    if language == "en" and value in RUSSIAN:
+        localized["translatedValues"] = [{"language": "ru", "value": RUSSIAN[value]}]
+    return localized
 
 
 def _image(uri: str, description: str, language: str) -> dict[str, Any]:
@@ -78,6 +83,8 @@ def loyalty_class(
         "reviewStatus": "UNDER_REVIEW",
         "accountIdLabel": "Card number",
         "accountNameLabel": "Member",
+        "localizedAccountIdLabel": _localized("Card number", language),
+        "localizedAccountNameLabel": _localized("Member", language),
         "multipleDevicesAndHoldersAllowedStatus": "ONE_USER_ALL_DEVICES",
         "merchantLocations": [
             {"latitude": place.latitude, "longitude": place.longitude}
@@ -90,12 +97,26 @@ def loyalty_class(
         body["homepageUri"] = {"uri": branding.website, "description": branding.program_name}
     modules = []
     if branding.terms:
-        modules.append({"id": "terms", "header": "Terms", "body": branding.terms})
+        modules.append(
+            {
+                "id": "terms",
+                "header": "Terms",
+                "localizedHeader": _localized("Terms", language),
+                "body": branding.terms,
+            }
+        )
     contact = "\n".join(
         value for value in (branding.support_phone, branding.support_email) if value
     )
     if contact:
-        modules.append({"id": "contact", "header": "Contact", "body": contact})
+        modules.append(
+            {
+                "id": "contact",
+                "header": "Contact",
+                "localizedHeader": _localized("Contact", language),
+                "body": contact,
+            }
+        )
     body["textModulesData"] = modules
     return body
 

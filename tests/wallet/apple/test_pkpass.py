@@ -35,8 +35,20 @@ def test_signed_pass_verifies_with_openssl_and_manifest_is_exact(
     expected_images = {
         f"{kind}{scale}.png" for kind in ("icon", "logo", "strip") for scale in ("", "@2x", "@3x")
     }
-    assert names == {"pass.json", "manifest.json", "signature"} | expected_images
+    strings = {"en.lproj/pass.strings", "ru.lproj/pass.strings"}
+    assert names == {"pass.json", "manifest.json", "signature"} | expected_images | strings
     assert document["serialNumber"] == "s3rial-Number-Random-24c"
+    # The labels are looked up in the device's language: every one pass.json uses is there.
+    russian = zipfile.ZipFile(io.BytesIO(data)).read("ru.lproj/pass.strings").decode("utf-16")
+    shops_own = ("header_points", "balance", "offer")  # the points label, offer titles
+    fixed = [
+        field["label"]
+        for area in document["storeCard"].values()
+        for field in area
+        if not field["key"].startswith(shops_own)
+    ]
+    assert fixed and all(f'"{label}" = "' in russian for label in fixed), (fixed, russian)
+    assert '"Member" = "Участник";' in russian
 
 
 def test_tampered_bundle_fails_verification(
@@ -137,6 +149,7 @@ def test_images_have_apple_sizes(signing_material: SigningMaterial) -> None:
     sizes = {
         record.name.decode(): Image.open(io.BytesIO(record.local[30 + len(record.name) :])).size
         for record in static.records
+        if record.name.endswith(b".png")
     }
     for scale, suffix in ((1, ""), (2, "@2x"), (3, "@3x")):
         assert sizes[f"icon{suffix}.png"] == (29 * scale, 29 * scale)
@@ -155,7 +168,8 @@ def test_design_cache_is_reused_and_invalidated_by_design_version(
     redesigned = replace(view.branding, design_version=2, background_color="#003366")
     second = issuer.static_files(redesigned)
     assert second is not first
-    assert second.records[0].local != first.records[0].local  # icon re-rendered in new colours
+    icon = first.names.index("icon.png")
+    assert second.records[icon].local != first.records[icon].local  # re-rendered in new colours
 
 
 def test_static_files_refuse_reserved_names_and_need_an_icon() -> None:

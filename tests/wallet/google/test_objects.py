@@ -82,3 +82,15 @@ def test_a_patch_names_only_what_changed_and_clears_what_disappeared() -> None:
     }
     assert object_state_changes(after, after) == {}
     assert object_state_changes(None, after) == after
+
+
+def test_fixed_labels_come_with_their_russian_translations() -> None:
+    body = loyalty_class(SAMPLE_BRANDING, issuer_id=ISSUER, images=IMAGES)
+    assert body["localizedAccountIdLabel"] == {
+        "defaultValue": {"language": "en", "value": "Card number"},
+        "translatedValues": [{"language": "ru", "value": "Номер карты"}],
+    }
+    headers = {m["id"]: m["localizedHeader"] for m in body["textModulesData"]}
+    assert headers["terms"]["translatedValues"] == [{"language": "ru", "value": "Условия"}]
+    # The shop's own words are not translated by us.
+    assert "translatedValues" not in body["localizedProgramName"]
