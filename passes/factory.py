@@ -106,7 +106,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     CSRFProtect(app)
     from passes.cli import register_cli
     from passes.web import register_web
+    from passes.web.i18n import register_i18n
 
+    register_i18n(app)
     register_web(app)
     register_cli(app)
     return app

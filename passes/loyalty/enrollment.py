@@ -18,7 +18,14 @@ from passes.loyalty.card_numbers import generate_card_number
 from passes.loyalty.ledger import welcome
 from passes.loyalty.models import Card, Member, Program
 
-NAME_MAX = 120
+NAME_MAX = 120  # the message below says so too
+
+
+def N_(text: str) -> str:
+    """Marks a message for the translation catalogue; the web layer translates it when shown."""
+    return text
+
+
 PHONE_PATTERN = re.compile(r"^\+?[0-9]{7,15}$")
 
 
@@ -54,14 +61,14 @@ def validate_applicant(
     errors: dict[str, str] = {}
     name = " ".join(name.split())
     if not name:
-        errors["name"] = "Please enter your name."
+        errors["name"] = N_("Please enter your name.")
     elif len(name) > NAME_MAX:
-        errors["name"] = f"Please use at most {NAME_MAX} characters."
+        errors["name"] = N_("Please use at most 120 characters.")
 
     normalized_email = ""
     email = email.strip()
     if not email:
-        errors["email"] = "Please enter your e-mail address."
+        errors["email"] = N_("Please enter your e-mail address.")
     else:
         try:
             normalized_email = validate_email(email, check_deliverability=False).normalized
@@ -74,22 +81,24 @@ def validate_applicant(
         if PHONE_PATTERN.fullmatch(phone_digits):
             normalized_phone = phone_digits
         else:
-            errors["phone"] = "Please enter a phone number of 7 to 15 digits, e.g. +79161234567."
+            errors["phone"] = N_(
+                "Please enter a phone number of 7 to 15 digits, e.g. +79161234567."
+            )
 
     parsed_birthday: date | None = None
     if birthday.strip():
         try:
             parsed_birthday = date.fromisoformat(birthday.strip())
         except ValueError:
-            errors["birthday"] = "Please enter your birthday as a date, e.g. 1990-04-21."
+            errors["birthday"] = N_("Please enter your birthday as a date, e.g. 1990-04-21.")
         else:
             if parsed_birthday > today:
-                errors["birthday"] = "Your birthday cannot be in the future."
+                errors["birthday"] = N_("Your birthday cannot be in the future.")
             elif parsed_birthday.year < today.year - 120:
-                errors["birthday"] = "Please check the year of your birthday."
+                errors["birthday"] = N_("Please check the year of your birthday.")
 
     if not consent:
-        errors["consent"] = "Please agree to the program terms to get a card."
+        errors["consent"] = N_("Please agree to the program terms to get a card.")
 
     if errors:
         raise ApplicantErrors(errors)

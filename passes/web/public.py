@@ -18,6 +18,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -221,7 +222,9 @@ def csrf_error(error: CSRFError) -> tuple[str, int]:
     if request.endpoint == "public.join" and request.view_args:
         program = _program_or_404(str(request.view_args["slug"]))
         values = {name: request.form.get(name, "") for name in JOIN_FIELDS}
-        message = "Your form expired or came from another site. Please check it and send it again."
+        message = gettext(
+            "Your form expired or came from another site. Please check it and send it again."
+        )
         return _render_join(program, values, {"form": message}, 400)
     return render_template(
         "error.html", code=400, title="Bad request", detail=error.description

@@ -1,0 +1,61 @@
+"""The pages' language: English or Russian, chosen by the visitor (a link sets a cookie) or
+else by the browser's Accept-Language. Flask-Babel translates templates and messages from the
+catalogues in ``passes/translations`` (``.po`` edited, ``.mo`` compiled and committed; the test
+suite checks they agree)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, redirect, request
+from flask_babel import Babel, get_locale
+from werkzeug.wrappers import Response as BaseResponse
+
+LANGUAGES = ("en", "ru")
+COOKIE = "lang"
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+
+languages = Blueprint("languages", __name__)
+
+
+def select_locale() -> str:
+    chosen = request.cookies.get(COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(LANGUAGES) or LANGUAGES[0]
+
+
+@languages.get("/lang/<code>")
+def choose(code: str) -> BaseResponse:
+    """Remember the visitor's language and go back (only to a page of this site)."""
+    back = request.args.get("next", "/")
+    if urlsplit(back).netloc or not back.startswith("/") or back.startswith("//"):
+        back = "/"
+    response: BaseResponse = redirect(back, 303)
+    if code in LANGUAGES:
+        response.set_cookie(
+            COOKIE,
+            code,
+            max_age=365 * 24 * 3600,
+            samesite="Lax",
+            httponly=True,
+            secure=request.is_secure,
+        )
+    return response
+
+
+def register_i18n(app: Flask) -> None:
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    Babel(app, locale_selector=select_locale)
+    app.register_blueprint(languages)
+
+    @app.context_processor
+    def _languages() -> dict[str, object]:
+        return {"languages": LANGUAGES, "get_locale": get_locale}
+
+    @app.after_request
+    def _vary(response: Response) -> Response:
+        response.vary.add("Accept-Language")
+        response.vary.add("Cookie")
+        return response

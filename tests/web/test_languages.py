@@ -1,0 +1,107 @@
+"""Pages in English and Russian: chosen by the browser's Accept-Language, or by the visitor
+(a cookie set by /lang/<code>, which only sends back to this site); form errors translated too;
+and the catalogues complete and compiled."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from factories import make_card, make_program
+from passes.web.i18n import TRANSLATIONS
+from support import csrf_token
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_browser_language_is_used(client: FlaskClient, db_session: Session) -> None:
+    program = make_program(db_session, name="Зерно")
+    db_session.commit()
+    path = f"/p/{program.slug}/join"
+    russian = client.get(path, headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"})
+    page = russian.get_data(as_text=True)
+    assert '<html lang="ru">' in page and "Вступить в Зерно" in page and "Получить карту" in page
+    assert "Accept-Language" in russian.headers["Vary"]
+    english = client.get(path, headers={"Accept-Language": "de-DE,en;q=0.5"})
+    assert "Join Зерно" in english.get_data(as_text=True)
+    plain = client.get(path).get_data(as_text=True)
+    assert '<html lang="en">' in plain and "Get my card" in plain
+
+
+def test_a_visitor_chooses_and_only_returns_to_this_site(
+    client: FlaskClient, db_session: Session
+) -> None:
+    program = make_program(db_session)
+    db_session.commit()
+    path = f"/p/{program.slug}/join"
+    chosen = client.get(f"/lang/ru?next={path}")
+    assert chosen.status_code == 303 and chosen.location.endswith(path)
+    assert "lang=ru" in chosen.headers["Set-Cookie"] and "HttpOnly" in chosen.headers["Set-Cookie"]
+    page = client.get(path, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Получить карту" in page  # the choice beats the browser
+    for away in ("//evil.example/x", "https://evil.example/", "javascript:alert(1)"):
+        assert client.get("/lang/en", query_string={"next": away}).location == "/"
+    unknown = client.get("/lang/xx")
+    assert unknown.status_code == 303 and "Set-Cookie" not in unknown.headers
+    client.get("/lang/en")
+    assert "Get my card" in client.get(path).get_data(as_text=True)
+
+
+def test_form_errors_and_the_card_page_in_russian(client: FlaskClient, db_session: Session) -> None:
+    program = make_program(db_session)
+    card = make_card(db_session, program)
+    db_session.commit()
+    client.get("/lang/ru")
+    path = f"/p/{program.slug}/join"
+    refused = client.post(
+        path, data={"csrf_token": csrf_token(client, path), "name": "", "email": "a@b.example"}
+    )
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert "Введите имя." in page and "Чтобы получить карту, согласитесь" in page
+    card_page = client.get(f"/c/{card.page_token}").get_data(as_text=True)
+    assert "Номер карты" in card_page and "add-to-apple-wallet-ru.svg" in card_page
+
+
+def test_the_catalogues_are_complete_current_and_compiled(tmp_path: Path) -> None:
+    extracted = tmp_path / "messages.pot"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "extract",
+            "-F",
+            "babel.cfg",
+            "-k",
+            "N_",
+            "--no-location",
+            "--sort-output",
+            "-o",
+            str(extracted),
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    with extracted.open("rb") as file:
+        current = {message.id for message in read_po(file) if message.id}
+    with (TRANSLATIONS / "messages.pot").open("rb") as file:
+        committed = {message.id for message in read_po(file) if message.id}
+    assert current == committed, "run pybabel extract (see babel.cfg) and update the catalogues"
+    po_path = TRANSLATIONS / "ru" / "LC_MESSAGES" / "messages.po"
+    with po_path.open("rb") as file:
+        russian = read_po(file, locale="ru")
+    translated = {m.id: m.string for m in russian if m.id}
+    assert set(translated) == current
+    assert all(translated.values()) and not any(m.fuzzy for m in russian if m.id)
+    compiled = read_mo(io.BytesIO(po_path.with_suffix(".mo").read_bytes()))
+    assert {m.id: m.string for m in compiled if m.id} == translated, "run pybabel compile"
