@@ -21,6 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from passes.accounts.models import ROLES, SignInFailure, StaffUser
 from passes.db import utcnow
 from passes.loyalty.models import Program, Store
+from passes.text import N_
 from passes.web.api.keys import issue_key
 
 MIN_PASSWORD = 12
@@ -116,16 +117,13 @@ def sign_in(
         .where(SignInFailure.address == address, SignInFailure.at > since)
     )
     if (by_email or 0) > FAILURES_PER_EMAIL or (by_address or 0) > FAILURES_PER_ADDRESS:
-        minutes = int(WINDOW.total_seconds() // 60)
-        raise SignInRefused(
-            f"Too many failed sign-ins. Try again in {minutes} minutes.", status=429
-        )
+        raise SignInRefused(N_("Too many failed sign-ins. Try again in 15 minutes."), status=429)
     user = session.scalar(select(StaffUser).where(StaffUser.email == email))
     matches = check_password_hash(
         user.password_hash if user is not None else _DUMMY_HASH, password[:MAX_PASSWORD]
     )
     if user is None or not matches or user.disabled_at is not None:
-        raise SignInRefused("The e-mail or the password is wrong.", status=422)
+        raise SignInRefused(N_("The e-mail or the password is wrong."), status=422)
     session.execute(delete(SignInFailure).where(SignInFailure.email == email))
     user.last_sign_in_at = now
     return user

@@ -17,13 +17,9 @@ from passes.loyalty.barcode import barcode_payload
 from passes.loyalty.card_numbers import generate_card_number
 from passes.loyalty.ledger import welcome
 from passes.loyalty.models import Card, Member, Program
+from passes.text import N_
 
 NAME_MAX = 120  # the message below says so too
-
-
-def N_(text: str) -> str:
-    """Marks a message for the translation catalogue; the web layer translates it when shown."""
-    return text
 
 
 PHONE_PATTERN = re.compile(r"^\+?[0-9]{7,15}$")

@@ -26,6 +26,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response as BaseResponse
@@ -100,12 +101,12 @@ def login() -> BaseResponse:
     password = request.form.get("password", "")
     session.clear()  # a failed attempt leaves no earlier sign-in (nor a scanner key) behind
     if not email.strip() or not password:
-        return _render_login("Enter your e-mail and your password.", 422, email)
+        return _render_login(gettext("Enter your e-mail and your password."), 422, email)
     try:
         user = sign_in(db(), email, password, request.remote_addr or "?")
     except SignInRefused as refused:
         db().commit()  # the failure counts towards the limit
-        return _render_login(refused.message, refused.status, email)
+        return _render_login(gettext(refused.message), refused.status, email)
     db().commit()
     # A fresh session: nothing from before the sign-in (an old CSRF token included) carries over.
     session.clear()
@@ -151,7 +152,7 @@ def _csrf_error(error: CSRFError) -> BaseResponse:
     """An expired or foreign form: ask again instead of showing a bare error page."""
     if request.endpoint == "console.login":
         return _render_login(
-            "The sign-in form expired or came from another site. Sign in again.", 400
+            gettext("The sign-in form expired or came from another site. Sign in again."), 400
         )
     page = render_template("error.html", code=400, title="Bad request", detail=error.description)
     return Response(page, status=400)

@@ -105,3 +105,37 @@ def test_the_catalogues_are_complete_current_and_compiled(tmp_path: Path) -> Non
     assert all(translated.values()) and not any(m.fuzzy for m in russian if m.id)
     compiled = read_mo(io.BytesIO(po_path.with_suffix(".mo").read_bytes()))
     assert {m.id: m.string for m in compiled if m.id} == translated, "run pybabel compile"
+
+
+def test_the_console_sign_in_and_navigation_in_russian(
+    client: FlaskClient, db_session: Session
+) -> None:
+    from passes.accounts.service import create_user
+
+    program = make_program(db_session)
+    create_user(
+        db_session,
+        program,
+        email="a@ru.example",
+        name="А",
+        role="admin",
+        password="correct horse battery",
+    )
+    db_session.commit()
+    client.get("/lang/ru")
+    form = client.get("/console/login").get_data(as_text=True)
+    assert "Войти" in form and "Пароль" in form
+    token = csrf_token(client, "/console/login")
+    wrong = client.post(
+        "/console/login", data={"csrf_token": token, "email": "a@ru.example", "password": "x" * 12}
+    )
+    assert wrong.status_code == 422
+    assert "Неверный адрес почты или пароль." in wrong.get_data(as_text=True)
+    token = csrf_token(client, "/console/login")  # a failed sign-in starts a fresh session
+    signed = client.post(
+        "/console/login",
+        data={"csrf_token": token, "email": "a@ru.example", "password": "correct horse battery"},
+    )
+    assert signed.status_code == 303
+    home = client.get(signed.location).get_data(as_text=True)
+    assert "Дизайн карты" in home and "Выйти" in home
