@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     bindparam,
+    case,
     func,
     literal,
     literal_column,
@@ -333,10 +334,12 @@ def active_offers(session: Session, card_id: int, now: datetime | None = None) -
 
 @dataclass(frozen=True)
 class Progress:
-    """How far a campaign's wallet updates got: cards targeted, still queued, delivered."""
+    """How far a campaign's wallet updates got: cards targeted, still queued (of which
+    ``failing``: a wallet refused or did not answer, and they wait for a retry), delivered."""
 
     targeted: int
     queued: int
+    failing: int = 0
 
     @property
     def delivered(self) -> int:
@@ -346,13 +349,18 @@ class Progress:
 def progress(session: Session, campaign: Campaign) -> Progress:
     """Cards of the campaign whose wallet update is still pending (either wallet)."""
     targeted = campaign.targeted or 0
-    queued = session.scalar(
-        select(func.count())
+    apple_failing = WalletUpdate.apple_pending & (WalletUpdate.apple_attempts > 0)
+    google_failing = WalletUpdate.google_pending & (WalletUpdate.google_attempts > 0)
+    queued, failing = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((or_(apple_failing, google_failing), 1), else_=0)), 0),
+        )
         .select_from(CardOffer)
         .join(WalletUpdate, WalletUpdate.card_id == CardOffer.card_id)
         .where(
             CardOffer.campaign_id == campaign.id,
             or_(WalletUpdate.apple_pending, WalletUpdate.google_pending),
         )
-    )
-    return Progress(targeted, int(queued or 0))
+    ).one()
+    return Progress(targeted, int(queued or 0), int(failing or 0))

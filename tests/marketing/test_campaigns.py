@@ -22,6 +22,7 @@ from passes.loyalty.view import card_view
 from passes.marketing.campaigns import (
     CampaignError,
     Draft,
+    Progress,
     active_offers,
     cancel,
     end_expired,
@@ -187,7 +188,15 @@ def test_a_sent_offer_is_on_the_card_for_both_wallets_once(db_session: Session) 
     back = pass_dict(view, IDENTITY)["storeCard"]["backFields"]
     offer_field = next(field for field in back if field["key"] == "offer")
     assert offer_field["changeMessage"] == "%@" and "−50 %" in offer_field["value"]
-    assert progress(db_session, now).targeted == 1
+    assert progress(db_session, now) == Progress(targeted=1, queued=1, failing=0)
+    outbox.apple_attempts = 2  # APNs answered 5xx twice: it waits for a retry
+    db_session.commit()
+    assert progress(db_session, now) == Progress(targeted=1, queued=1, failing=1)
+    outbox.apple_pending = outbox.google_pending = False
+    outbox.apple_attempts = 0
+    db_session.commit()
+    reached = progress(db_session, now)
+    assert (reached.queued, reached.failing, reached.delivered) == (0, 0, 1)
     assert cancel(db_session, later) and later.status == "cancelled"
     assert send_due(db_session, utcnow() + timedelta(hours=2)) == []  # cancelled: never sent
     assert not cancel(db_session, now)  # too late to cancel
