@@ -62,6 +62,7 @@ class Draft:
     valid_from: datetime
     valid_until: datetime
     send_at: datetime
+    image: bytes | None = None  # PNG, already re-encoded (wallet.apple.images.reencode_upload)
 
 
 def schedule(
@@ -84,6 +85,7 @@ def schedule(
         status="scheduled",
         created_by=created_by,
         created_at=now,
+        image=draft.image,
     )
     session.add(campaign)
     session.flush()
@@ -319,7 +321,7 @@ def active_offers(session: Session, card_id: int, now: datetime | None = None) -
     """The offers on a card now, newest first."""
     now = now or utcnow()
     rows = session.execute(
-        select(Campaign.id, Campaign.title, Campaign.text)
+        select(Campaign.id, Campaign.title, Campaign.text, Campaign.image.is_not(None))
         .join(CardOffer, CardOffer.campaign_id == Campaign.id)
         .where(
             CardOffer.card_id == card_id,
@@ -329,7 +331,9 @@ def active_offers(session: Session, card_id: int, now: datetime | None = None) -
         )
         .order_by(Campaign.valid_from.desc(), Campaign.id.desc())
     ).all()
-    return tuple(Offer(key=f"c{row.id}", title=row.title, text=row.text) for row in rows)
+    return tuple(
+        Offer(key=f"c{row[0]}", title=row[1], text=row[2], has_image=bool(row[3])) for row in rows
+    )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from passes.db import Base, UTCDateTime, utcnow
@@ -34,6 +34,9 @@ class Campaign(Base):
     created_by: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An optional picture (PNG, re-encoded from the upload): Google Wallet shows it with the
+    # offer; Apple's pass back has no room for pictures.
+    image: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
     program: Mapped[Program] = relationship()
 

@@ -25,6 +25,7 @@ class Offer:
     key: str
     title: str
     text: str
+    has_image: bool = False  # a picture the wallets may show with it (Google does)
 
 
 @dataclass(frozen=True)

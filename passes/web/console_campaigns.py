@@ -3,6 +3,7 @@ reaches), scheduling, a campaign's progress, cancelling. Marketers and admins of
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from passes.marketing.campaigns import CampaignError, Draft, cancel, checked, pr
 from passes.marketing.campaigns import schedule as schedule_campaign
 from passes.marketing.models import Campaign
 from passes.marketing.segments import KINDS, WALLETS, describe
+from passes.wallet.apple.images import ImageError, reencode_upload
 from passes.web.console import CONSOLE_ROLES, console, staff_page
 from passes.web.context import db
 
@@ -59,6 +61,12 @@ def new_campaign(slug: str, user: StaffUser) -> BaseResponse:
         return _form(user, form, errors={exc.field: exc.message}, reached=None, status=422)
     if form.get("action") == "preview":
         return _form(user, form, errors={}, reached=reach(db(), program, segment, now), status=200)
+    upload = request.files.get("image")
+    if upload is not None and upload.filename:
+        try:
+            draft = replace(draft, image=reencode_upload(upload.read(), "offer"))
+        except ImageError as exc:
+            return _form(user, form, errors={"image": str(exc)}, reached=None, status=422)
     campaign = schedule_campaign(db(), program, draft, user.email, now)
     db().commit()
     return redirect(url_for("console.campaign", slug=slug, campaign_id=campaign.id), 303)

@@ -27,6 +27,7 @@ from passes.db import utcnow
 from passes.loyalty.enrollment import ApplicantErrors, enroll, validate_applicant
 from passes.loyalty.models import Card, Program
 from passes.loyalty.view import card_view
+from passes.marketing.models import Campaign
 from passes.push.google_objects import save_link
 from passes.qr import qr_png, qr_svg
 from passes.wallet.apple.images import render_google_images
@@ -200,6 +201,24 @@ def google_image(slug: str, kind: str) -> Response:
     )
     response = Response(images[kind], mimetype="image/png")
     response.headers["Cache-Control"] = "public, max-age=86400"  # URLs carry ?v=<design>
+    return response
+
+
+@public.get("/p/<slug>/offers/c<int:campaign_id>.png")
+def offer_image(slug: str, campaign_id: int) -> Response:
+    """A campaign's picture, public like the offer it goes with (Google Wallet fetches it)."""
+    program = _program_or_404(slug)
+    image = db().scalar(
+        select(Campaign.image).where(
+            Campaign.id == campaign_id,
+            Campaign.program_id == program.id,
+            Campaign.status.in_(("sending", "sent")),
+        )
+    )
+    if image is None:
+        abort(404)
+    response = Response(image, mimetype="image/png")
+    response.headers["Cache-Control"] = "public, max-age=86400"  # a campaign's picture is fixed
     return response
 
 

@@ -309,3 +309,58 @@ def test_behind_a_proxy_the_rate_limit_counts_the_client_s_address(
     )
     addresses = db_session.scalars(select(SignInFailure.address)).all()
     assert addresses == ["203.0.113.7"]
+
+
+def test_a_campaign_picture_is_kept_as_pixels_and_served_once_sent(
+    client: FlaskClient, staff: Staff, db_session: Session
+) -> None:
+    import io
+
+    from PIL import Image
+
+    from passes.marketing.campaigns import send_due
+    from passes.marketing.models import Campaign
+
+    sign_in(client, staff.marketer.email)
+    base = f"/console/{staff.program.slug}/campaigns"
+    bad = client.post(
+        f"{base}/new",
+        data={
+            **campaign_form(),
+            "csrf_token": form_token(client, f"{base}/new"),
+            "image": (io.BytesIO(b"<svg/>"), "offer.svg"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert bad.status_code == 422 and 'id="image-error"' in bad.get_data(as_text=True)
+    picture = io.BytesIO()
+    Image.new("RGB", (1200, 400), (10, 120, 200)).save(picture, format="JPEG", comment=b"secret")
+    picture.seek(0)
+    done = client.post(
+        f"{base}/new",
+        data={
+            **campaign_form(),
+            "csrf_token": form_token(client, f"{base}/new"),
+            "image": (picture, "offer.jpg"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert done.status_code == 303
+    campaign = db_session.scalars(select(Campaign).order_by(Campaign.id.desc())).first()
+    assert campaign is not None and campaign.image is not None
+    assert campaign.image.startswith(b"\x89PNG") and b"secret" not in campaign.image
+    path = f"/p/{staff.program.slug}/offers/c{campaign.id}.png"
+    assert client.get(path).status_code == 404  # not sent yet: not public yet
+    assert send_due(db_session) == [campaign.id]
+    served = client.get(path)
+    assert served.status_code == 200 and served.mimetype == "image/png"
+    assert served.data == campaign.image
+    assert client.get(f"/p/{staff.other.slug}/offers/c{campaign.id}.png").status_code == 404
+
+    from passes.loyalty.models import Card
+    from passes.loyalty.view import card_view
+
+    card = db_session.scalars(select(Card).where(Card.program_id == staff.program.id)).first()
+    assert card is not None
+    [offer] = card_view(card).offers
+    assert offer.has_image and offer.key == f"c{campaign.id}"

@@ -100,7 +100,12 @@ class GoogleIssuer:
         return loyalty_class(branding, issuer_id=self.issuer_id, images=self.image_urls(branding))
 
     def object_body(self, view: CardView) -> dict[str, Any]:
-        return loyalty_object(view, issuer_id=self.issuer_id)
+        program = view.branding.program_key
+        return loyalty_object(
+            view,
+            issuer_id=self.issuer_id,
+            offer_image=lambda offer: f"{self.public_url}/p/{program}/offers/{offer.key}.png",
+        )
 
     def skinny_save_url(self, object_body: dict[str, Any]) -> str:
         """The link for an object that exists at Google: the JWT names only its ids."""

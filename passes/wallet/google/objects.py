@@ -10,11 +10,12 @@ the member's values on the object.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from passes.wallet.labels import RUSSIAN
-from passes.wallet.view import Branding, CardView
+from passes.wallet.view import Branding, CardView, Offer
 
 __all__ = [
     "ImageUrls",
@@ -121,7 +122,13 @@ def loyalty_class(
     return body
 
 
-def loyalty_object(view: CardView, *, issuer_id: str, language: str = "en") -> dict[str, Any]:
+def loyalty_object(
+    view: CardView,
+    *,
+    issuer_id: str,
+    language: str = "en",
+    offer_image: Callable[[Offer], str] | None = None,
+) -> dict[str, Any]:
     """The member's object: card number, name, balance, tier and the QR code the till scans."""
     body: dict[str, Any] = {
         "id": object_id(issuer_id, view.serial_number),
@@ -143,6 +150,15 @@ def loyalty_object(view: CardView, *, issuer_id: str, language: str = "en") -> d
             for offer in view.offers
         ],
     }
+    pictures = [offer for offer in view.offers if offer.has_image]
+    if offer_image is not None and pictures:
+        body["imageModulesData"] = [
+            {
+                "id": f"offer-{_suffix(offer.key)}",
+                "mainImage": _image(offer_image(offer), offer.title, language),
+            }
+            for offer in pictures
+        ]
     if view.tier_name:
         body["secondaryLoyaltyPoints"] = {
             "label": TIER_LABEL,

@@ -94,3 +94,25 @@ def test_fixed_labels_come_with_their_russian_translations() -> None:
     assert headers["terms"]["translatedValues"] == [{"language": "ru", "value": "Условия"}]
     # The shop's own words are not translated by us.
     assert "translatedValues" not in body["localizedProgramName"]
+
+
+def test_an_offer_with_a_picture_shows_it_as_an_image_module() -> None:
+    from passes.wallet.view import Offer
+
+    view = replace(
+        sample_card_view(),
+        offers=(Offer("c7", "Кофе", "Половина цены", has_image=True), Offer("c8", "Чай", "Даром")),
+    )
+    body = loyalty_object(
+        view, issuer_id=ISSUER, offer_image=lambda o: f"https://x.example/{o.key}.png"
+    )
+    assert body["imageModulesData"] == [
+        {
+            "id": "offer-c7",
+            "mainImage": {
+                "sourceUri": {"uri": "https://x.example/c7.png"},
+                "contentDescription": {"defaultValue": {"language": "en", "value": "Кофе"}},
+            },
+        }
+    ]
+    assert "imageModulesData" not in loyalty_object(view, issuer_id=ISSUER)
