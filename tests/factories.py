@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -61,3 +62,21 @@ def make_card(
     return enroll(
         session, program, Applicant(name, email, None, None), barcode_key=BARCODE_KEY
     ).card
+
+
+def buy(session: Session, card: Card, amount: int, now: datetime | None = None) -> None:
+    """A till purchase in roubles (minor units) at ``now``, through the ledger."""
+    from passes.loyalty.ledger import record_purchase
+
+    record_purchase(
+        session,
+        card,
+        amount=amount,
+        currency="RUB",
+        lines=None,
+        store_id=None,
+        receipt=None,
+        source="test",
+        now=now,
+    )
+    session.flush()

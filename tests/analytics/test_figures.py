@@ -7,31 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from factories import TIERS, make_card, make_program
+from factories import TIERS, buy, make_card, make_program
 from passes.analytics.figures import all_tables, daily, day_starts, overview, tiers
 from passes.loyalty import ledger
-from passes.loyalty.models import Card, LedgerEntry
+from passes.loyalty.models import LedgerEntry
 from passes.marketing.campaigns import Draft, schedule
 from passes.push.models import AppleDevice, AppleRegistration
 
 # Noon in Moscow (UTC+3) on 10 March 2026; "today" there is the 10th.
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 RULES = {"currency": "RUB", "earning": {"points": 1, "per_amount": 100}, "tiers": TIERS}
-
-
-def buy(session: Session, card: Card, amount: int, when: datetime) -> None:
-    ledger.record_purchase(
-        session,
-        card,
-        amount=amount,
-        currency="RUB",
-        lines=None,
-        store_id=None,
-        receipt=None,
-        source="test",
-        now=when,
-    )
-    session.flush()
 
 
 def test_local_days_begin_at_the_programs_midnight() -> None:

@@ -3,18 +3,18 @@ welcome bonus."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from factories import BARCODE_KEY, make_card, make_program
+from factories import BARCODE_KEY, buy, make_card, make_program
 from passes.db import utcnow
 from passes.loyalty import ledger
 from passes.loyalty.enrollment import Applicant, enroll
 from passes.loyalty.ledger_sql import CardState, read_card_state, write_purchase_rows
-from passes.loyalty.models import Card, LedgerEntry, PointLot, Purchase
+from passes.loyalty.models import LedgerEntry, PointLot, Purchase
 
 EXPIRING = {
     "currency": "RUB",
@@ -30,21 +30,6 @@ EXPIRING = {
         ],
     },
 }
-
-
-def buy(session: Session, card: Card, amount: int, now: datetime) -> None:
-    ledger.record_purchase(
-        session,
-        card,
-        amount=amount,
-        currency="RUB",
-        lines=None,
-        store_id=None,
-        receipt=None,
-        source="test",
-        now=now,
-    )
-    session.flush()
 
 
 def test_spending_takes_the_oldest_points_and_expiry_only_what_is_left(db_session: Session) -> None:

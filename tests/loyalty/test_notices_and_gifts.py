@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from factories import make_card, make_program
+from factories import buy, make_card, make_program
 from passes.loyalty import ledger
 from passes.loyalty.models import Card, LedgerEntry, WalletUpdate
 from passes.loyalty.view import EXPIRY_NOTICE_TITLE, card_view
@@ -24,21 +24,6 @@ GIFTS = {
     "timezone": "Europe/Moscow",
     "earning": {"points": 1, "per_amount": 100, "birthday": {"multiplier": 10000, "gift": 150}},
 }
-
-
-def buy(session: Session, card: Card, amount: int, now: datetime) -> None:
-    ledger.record_purchase(
-        session,
-        card,
-        amount=amount,
-        currency="RUB",
-        lines=None,
-        store_id=None,
-        receipt=None,
-        source="test",
-        now=now,
-    )
-    session.flush()
 
 
 def test_an_expiry_warning_is_on_the_card_until_the_points_expire(db_session: Session) -> None:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
-from factories import BARCODE_KEY, make_card, make_program
+from factories import BARCODE_KEY, buy, make_card, make_program
 from passes.db import make_sessionmaker, utcnow
-from passes.loyalty import ledger
 from passes.loyalty.enrollment import Applicant, enroll
 from passes.loyalty.models import Card, Program, WalletUpdate
 from passes.loyalty.view import card_view
@@ -63,21 +62,6 @@ def draft(segment: dict[str, Any], **changes: Any) -> Draft:
     }
     values.update(changes)
     return Draft(**values)
-
-
-def buy(session: Session, card: Card, amount: int, when: datetime | None = None) -> None:
-    ledger.record_purchase(
-        session,
-        card,
-        amount=amount,
-        currency="RUB",
-        lines=None,
-        store_id=None,
-        receipt=None,
-        source="test",
-        now=when,
-    )
-    session.flush()
 
 
 def member(session: Session, program: Program, birthday: date | None = None) -> Card:
