@@ -150,17 +150,9 @@ def _users_page(
     people = db().scalars(
         select(StaffUser).where(StaffUser.program_id == user.program_id).order_by(StaffUser.email)
     )
-    page = render_template(
-        "console_users.html",
-        user=user,
-        program=user.program,
-        people=list(people),
-        roles=ROLES,
-        form=form,
-        problem=problem,
-        shown=shown,
+    return _page(
+        "console_users.html", user, form, problem, shown, status, people=list(people), roles=ROLES
     )
-    return Response(page, status=status)
 
 
 def _keys_page(
@@ -173,15 +165,37 @@ def _keys_page(
     rows = db().scalars(
         select(ApiKey).where(ApiKey.program_id == user.program_id).order_by(ApiKey.id.desc())
     )
-    page = render_template(
+    return _page(
         "console_keys.html",
-        user=user,
-        program=user.program,
+        user,
+        form,
+        problem,
+        shown,
+        status,
         keys=list(rows),
         roles=KEY_ROLES,
+        now=utcnow(),
+    )
+
+
+def _page(
+    template: str,
+    user: StaffUser,
+    form: dict[str, str],
+    problem: str | None,
+    shown: tuple[str, str] | None,
+    status: int,
+    **listing: object,
+) -> Response:
+    """Either page: the listing, the form (with what was typed and the problem, if refused),
+    and a password or token to show once."""
+    page = render_template(
+        template,
+        user=user,
+        program=user.program,
         form=form,
         problem=problem,
         shown=shown,
-        now=utcnow(),
+        **listing,
     )
     return Response(page, status=status)
