@@ -295,6 +295,7 @@ def send_webhooks(app: Flask, now: datetime | None = None) -> str:
             if detected.cards == 0:
                 break
     with state.sessionmaker() as session, requests.Session() as http:
+        http.trust_env = False  # no proxies or .netrc credentials from the environment
         for _ in range(WEBHOOK_BATCHES_PER_RUN):
             report = deliver_due(session, http, allow_private=allow_private, now=now)
             delivered, failed = delivered + report.delivered, failed + report.failed

@@ -10,6 +10,9 @@ waits for a shop's server.
 
 Endpoints are the shops' URLs, so the sender refuses to reach loopback, private or link-local
 addresses (cloud metadata services among them) unless ``allow_private`` is set for development.
+The check resolves the name just before each send; a name that resolves differently a moment
+later (DNS rebinding) is not caught: run the workers where such addresses are firewalled off
+if shops you do not trust add endpoints.
 """
 
 from __future__ import annotations
@@ -32,14 +35,19 @@ from sqlalchemy.orm import Session
 from passes.db import utcnow
 from passes.webhooks.models import WebhookDelivery, WebhookEndpoint
 
-TIMEOUT = 10.0
-LEASE = timedelta(seconds=60)
+CONNECT_TIMEOUT = 5.0
+TIMEOUT = 10.0  # for each read of the answer's headers
+BATCH = 10
+# Longer than the slowest batch can take, so that no other worker sends these again meanwhile.
+LEASE = timedelta(seconds=BATCH * (CONNECT_TIMEOUT + TIMEOUT) + 60)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = 30.0  # seconds, doubled per attempt, with jitter
 BACKOFF_MAX = 6 * 3600.0
-BATCH = 50
 SIGNATURE_HEADER = "Loyalpass-Signature"
 USER_AGENT = "loyalpass-webhooks/1"
+
+
+_WRAPPING = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("2002::/16"))
 
 
 class AddressRefused(ValueError):
@@ -68,7 +76,9 @@ def check_url(url: str, *, allow_private: bool) -> None:
     except OSError as exc:
         raise AddressRefused(f"{parts.hostname} does not resolve: {exc}") from exc
     for address in addresses:
-        if not ipaddress.ip_address(str(address).split("%")[0]).is_global:
+        ip = ipaddress.ip_address(str(address).split("%")[0])
+        # NAT64 and 6to4 addresses count as global but can wrap a private IPv4 one.
+        if not ip.is_global or any(ip in network for network in _WRAPPING):
             raise AddressRefused(f"{parts.hostname} resolves to a non-public address ({address})")
 
 
@@ -85,6 +95,21 @@ class DeliveryReport:
     failed: int = 0
 
 
+@dataclass(frozen=True)
+class _Leased:
+    """What sending one delivery needs, read before any request goes out (no transaction is
+    held while a shop's server takes its time)."""
+
+    id: int
+    event_id: str
+    event_type: str
+    payload: dict[str, Any]
+    attempts: int
+    url: str
+    secret: str
+    disabled: bool
+
+
 def deliver_due(
     session: Session,
     http: requests.Session,
@@ -93,11 +118,14 @@ def deliver_due(
     now: datetime | None = None,
     rng: random.Random | None = None,
 ) -> DeliveryReport:
-    """Lease one batch of due deliveries, send them, record each outcome. Commits."""
-    now = now or utcnow()
+    """Lease one batch of due deliveries, send them one by one, record each outcome as it
+    comes (only if this worker's lease still holds: a lapsed lease means another worker has the
+    delivery now). ``now`` fixes the clock, for tests; otherwise each send reads it."""
+    claimed_at = now or utcnow()
+    lease_until = claimed_at + LEASE
     due = (
         select(WebhookDelivery.id)
-        .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+        .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= claimed_at)
         .order_by(WebhookDelivery.next_attempt_at)
         .limit(BATCH)
     )
@@ -107,7 +135,7 @@ def deliver_due(
         session.scalars(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_(due.scalar_subquery()))
-            .values(next_attempt_at=now + LEASE)
+            .values(next_attempt_at=lease_until)
             .returning(WebhookDelivery.id)
             .execution_options(synchronize_session=False)
         )
@@ -116,20 +144,38 @@ def deliver_due(
     report = DeliveryReport()
     if not ids:
         return report
-    deliveries = session.scalars(
-        select(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id)
-    ).all()
-    for delivery in deliveries:
+    leased = [
+        _Leased(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] is not None)
+        for row in session.execute(
+            # Columns, not entities: the session may hold stale copies of these rows.
+            select(
+                WebhookDelivery.id,
+                WebhookDelivery.event_id,
+                WebhookDelivery.event_type,
+                WebhookDelivery.payload,
+                WebhookDelivery.attempts,
+                WebhookEndpoint.url,
+                WebhookEndpoint.secret,
+                WebhookEndpoint.disabled_at,
+            )
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(WebhookDelivery.id.in_(ids))
+            .order_by(WebhookDelivery.id)
+        )
+    ]
+    session.commit()  # nothing held while we wait for the shops' servers
+    for delivery in leased:
+        moment = now or utcnow()
+        outcome = _send(delivery, http, allow_private=allow_private, moment=moment)
+        status = _record(session, delivery, outcome, moment, lease_until, rng)
+        session.commit()
         report.attempted += 1
-        outcome = _send(delivery, delivery.endpoint, http, allow_private=allow_private, now=now)
-        _record(delivery, outcome, now, rng)
-        if delivery.status == "delivered":
+        if status == "delivered":
             report.delivered += 1
-        elif delivery.status == "failed":
+        elif status == "failed":
             report.failed += 1
-        else:
+        elif status == "pending":
             report.retrying += 1
-    session.commit()
     return report
 
 
@@ -145,51 +191,71 @@ class _Outcome:
 
 
 def _send(
-    delivery: WebhookDelivery,
-    endpoint: WebhookEndpoint,
-    http: requests.Session,
-    *,
-    allow_private: bool,
-    now: datetime,
+    delivery: _Leased, http: requests.Session, *, allow_private: bool, moment: datetime
 ) -> _Outcome:
-    if endpoint.disabled_at is not None:
+    if delivery.disabled:
         return _Outcome(None, "the endpoint was disabled", permanent=True)
     try:
-        check_url(endpoint.url, allow_private=allow_private)
+        check_url(delivery.url, allow_private=allow_private)
     except AddressRefused as exc:
         return _Outcome(None, str(exc))
     body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
-    timestamp = int(now.timestamp())
     headers: dict[str, Any] = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "Loyalpass-Event": delivery.event_type,
         "Loyalpass-Event-Id": delivery.event_id,
         "Loyalpass-Delivery": str(delivery.id),
-        SIGNATURE_HEADER: signature(endpoint.secret, timestamp, body),
+        SIGNATURE_HEADER: signature(delivery.secret, int(moment.timestamp()), body),
     }
     try:
-        response = http.post(
-            endpoint.url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False
-        )
+        # The answer's body is never read: only the status counts, and a large or slow body
+        # must not hold the worker.
+        with http.post(
+            delivery.url,
+            data=body,
+            headers=headers,
+            timeout=(CONNECT_TIMEOUT, TIMEOUT),
+            allow_redirects=False,
+            stream=True,
+        ) as response:
+            status_code = response.status_code
     except requests.RequestException as exc:
         return _Outcome(None, f"{type(exc).__name__}: {exc}")
-    response.close()
-    if 200 <= response.status_code < 300:
-        return _Outcome(response.status_code, None)
-    return _Outcome(response.status_code, f"answered {response.status_code}")
+    if 200 <= status_code < 300:
+        return _Outcome(status_code, None)
+    return _Outcome(status_code, f"answered {status_code}")
 
 
 def _record(
-    delivery: WebhookDelivery, outcome: _Outcome, now: datetime, rng: random.Random | None
-) -> None:
-    delivery.attempts += 1
-    delivery.last_status_code = outcome.status_code
-    delivery.last_error = outcome.error[:300] if outcome.error else None
+    session: Session,
+    delivery: _Leased,
+    outcome: _Outcome,
+    moment: datetime,
+    lease_until: datetime,
+    rng: random.Random | None,
+) -> str | None:
+    """Write the outcome if our lease still holds; the new status, or None if it lapsed."""
+    attempts = delivery.attempts + 1
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "last_status_code": outcome.status_code,
+        "last_error": outcome.error[:300] if outcome.error else None,
+    }
     if outcome.ok:
-        delivery.status = "delivered"
-        delivery.delivered_at = now
-    elif outcome.permanent or delivery.attempts >= MAX_ATTEMPTS:
-        delivery.status = "failed"
+        values.update(status="delivered", delivered_at=moment)
+    elif outcome.permanent or attempts >= MAX_ATTEMPTS:
+        values.update(status="failed")
     else:
-        delivery.next_attempt_at = now + backoff(delivery.attempts, rng)
+        values.update(status="pending", next_attempt_at=moment + backoff(attempts, rng))
+    written = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery.id,
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at == lease_until,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return str(values["status"]) if written.rowcount else None  # type: ignore[attr-defined]

@@ -229,7 +229,11 @@ def test_failures_are_retried_with_backoff_then_given_up(
         moment = later
         for attempt in range(MAX_ATTEMPTS):
             assert deliver_due(db_session, http, allow_private=True, now=moment).attempted == 1
-            failing = db_session.scalar(select(WebhookDelivery).order_by(WebhookDelivery.id.desc()))
+            failing = db_session.scalar(
+                select(WebhookDelivery)
+                .order_by(WebhookDelivery.id.desc())
+                .execution_options(populate_existing=True)
+            )
             assert failing is not None and failing.attempts == attempt + 1
             moment = failing.next_attempt_at
         assert (failing.status, failing.last_error) == ("failed", "answered 503")
@@ -244,6 +248,8 @@ def test_endpoints_must_be_public_https_addresses(db_session: Session) -> None:
         "https://169.254.169.254/latest/meta-data",
         "https://[::1]/x",
         "https://user:pass@example.com/x",
+        "https://[64:ff9b::a00:1]/x",  # NAT64 for 10.0.0.1
+        "https://[2002:a00:1::1]/x",  # 6to4 for 10.0.0.1
         "ftp://example.com/x",
     ]:
         with pytest.raises(AddressRefused):
@@ -301,3 +307,28 @@ def test_programs_without_card_endpoints_only_have_their_flags_cleared(
     db_session.refresh(row)
     assert not row.hooks_pending and row.apple_pending  # the wallets still have it to do
     assert detect_changes(db_session).cards == 0
+
+
+def test_a_worker_whose_lease_lapsed_does_not_overwrite_the_new_holder(
+    hooks_app: Flask, db_session: Session, receiver: Receiver
+) -> None:
+    from passes.webhooks.delivery import LEASE, _Leased, _Outcome, _record
+
+    program = make_program(db_session)
+    changed(db_session, make_card(db_session, program))
+    endpoint_for(db_session, program, receiver.url, ["balance.changed"])
+    now = utcnow()
+    detect_changes(db_session, now=now)
+    delivery = db_session.scalar(select(WebhookDelivery))
+    assert delivery is not None
+    # Another worker re-leased it after our lease (now + LEASE) ran out.
+    theirs = now + LEASE + LEASE
+    delivery.next_attempt_at = theirs
+    db_session.commit()
+    mine = _Leased(
+        delivery.id, delivery.event_id, delivery.event_type, {}, 0, receiver.url, "s", False
+    )
+    assert _record(db_session, mine, _Outcome(500, "answered 500"), now, now + LEASE, None) is None
+    db_session.commit()
+    db_session.refresh(delivery)
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("pending", 0, theirs)
