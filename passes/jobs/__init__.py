@@ -66,8 +66,11 @@ def warn_expiring_points(app: Flask, now: datetime | None = None) -> str:
     from passes.loyalty.ledger import warn_expiring
 
     state: AppState = app.extensions["passes"]
+    warned = 0
     with state.sessionmaker() as session:
-        warned = warn_expiring(session, now=now)
+        while batch := warn_expiring(session, now=now, limit=TIER_CHANGES_PER_COMMIT):
+            session.commit()  # no till waits long for a card
+            warned += batch
         session.commit()
     return f"{warned} cards warned"
 
@@ -77,10 +80,12 @@ def give_birthday_gifts(app: Flask, now: datetime | None = None) -> str:
     so each program's members get theirs early on their day in the program's time zone."""
     from sqlalchemy import select
 
+    from passes.db import utcnow
     from passes.loyalty.ledger import birthday_gift_candidates, give_birthday_gift
     from passes.loyalty.models import Program
 
     state: AppState = app.extensions["passes"]
+    now = now or utcnow()  # one clock for the whole run: a gift belongs to one day
     given = 0
     with state.sessionmaker() as session:
         for program in session.scalars(select(Program)).all():
@@ -250,15 +255,22 @@ def jobs(app: Flask) -> list[Job]:
             "interval",
             {"seconds": 10},
         ),
+        # The hourly card jobs start 20 minutes apart, so they do not queue on the same cards.
         Job("expire-points", "points expiry", _expiry_line, "interval", {"hours": 1}),
         Job(
             "warn-expiring-points",
             "expiry warnings on cards",
             warn_expiring_points,
             "interval",
-            {"hours": 1},
+            {"hours": 1, "start_date": _in_minutes(20)},
         ),
-        Job("birthday-gifts", "birthday gifts", give_birthday_gifts, "interval", {"hours": 1}),
+        Job(
+            "birthday-gifts",
+            "birthday gifts",
+            give_birthday_gifts,
+            "interval",
+            {"hours": 1, "start_date": _in_minutes(40)},
+        ),
         Job(
             "evaluate-tiers",
             "nightly tier evaluation",
@@ -305,6 +317,10 @@ def send_webhooks(app: Flask, now: datetime | None = None) -> str:
 
 
 WEBHOOK_BATCHES_PER_RUN = 10
+
+
+def _in_minutes(minutes: int) -> datetime:
+    return datetime.now(UTC) + timedelta(minutes=minutes)
 
 
 def _campaigns_line(app: Flask) -> str:

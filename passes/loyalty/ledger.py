@@ -871,6 +871,7 @@ def expire_due(session: Session, *, now: datetime | None = None, batch: int = 50
             select(PointLot.card_id)
             .where(PointLot.expires_at <= now, PointLot.remaining > 0)
             .distinct()
+            .order_by(PointLot.card_id)  # every job locks cards in id order: no deadlocks
             .limit(batch)
         )
     )
@@ -898,7 +899,7 @@ def expire_due(session: Session, *, now: datetime | None = None, batch: int = 50
             reason="points expired",
             detail={"lots": used},
         )
-        card.expiry_notice = None  # the warning has come true
+        card.expiry_notice = expiry_notice(session, card, now=now)  # what is left of it
         report.cards += 1
         report.points += points
         report.expired.append((card_id, points))
@@ -906,56 +907,87 @@ def expire_due(session: Session, *, now: datetime | None = None, batch: int = 50
 
 
 def expiring_soon(
-    session: Session, *, now: datetime | None = None
+    session: Session, *, now: datetime | None = None, limit: int | None = None
 ) -> list[tuple[int, int, datetime]]:
     """(card id, points, first expiry) for lots inside their program's warning window and not
-    warned yet; marks them warned, so each lot is announced once. Each card is locked before
-    its lots are marked (the order the till locks in)."""
+    warned yet; marks them warned, so each lot is announced once. Cards in id order, each
+    locked before its lots are marked (the order the till locks in); at most ``limit``."""
     now = now or utcnow()
-    found: list[tuple[int, int, datetime]] = []
+    candidates: list[tuple[int, int]] = []  # (card id, warn days)
     for program in session.scalars(select(Program)).all():
         warn_days = getattr(rules_of(program).expiry, "warn_days", None)
         if not warn_days:
             continue
-        window = (
-            PointLot.remaining > 0,
-            PointLot.warned_at.is_(None),
-            PointLot.expires_at > now,
-            PointLot.expires_at <= now + timedelta(days=warn_days),
+        candidates += [
+            (card_id, warn_days)
+            for card_id in session.scalars(
+                select(PointLot.card_id)
+                .join(Card, Card.id == PointLot.card_id)
+                .where(Card.program_id == program.id, *_warning_window(now, warn_days))
+                .distinct()
+            )
+        ]
+    candidates.sort()
+    found: list[tuple[int, int, datetime]] = []
+    for card_id, warn_days in candidates[:limit]:
+        lock_card(session, card_id)
+        lots = session.scalars(
+            select(PointLot).where(PointLot.card_id == card_id, *_warning_window(now, warn_days))
         )
-        card_ids = session.scalars(
-            select(PointLot.card_id)
-            .join(Card, Card.id == PointLot.card_id)
-            .where(Card.program_id == program.id, *window)
-            .distinct()
-            .order_by(PointLot.card_id)
-        ).all()
-        for card_id in card_ids:
-            lock_card(session, card_id)
-            lots = session.scalars(select(PointLot).where(PointLot.card_id == card_id, *window))
-            points, first = 0, None
-            for lot in lots:
-                assert lot.expires_at is not None
-                points += lot.remaining
-                first = lot.expires_at if first is None else min(first, lot.expires_at)
-                lot.warned_at = now
-            if first is not None:
-                found.append((card_id, points, first))
+        points, first = 0, None
+        for lot in lots:
+            assert lot.expires_at is not None
+            points += lot.remaining
+            first = lot.expires_at if first is None else min(first, lot.expires_at)
+            lot.warned_at = now
+        if first is not None:
+            found.append((card_id, points, first))
     return found
 
 
-def warn_expiring(session: Session, *, now: datetime | None = None) -> int:
-    """Put a notice of points about to expire on each card that has some (newly in the
-    warning window): both wallets show it, Apple on the lock screen. Returns the cards warned;
-    the caller commits. The notice goes when the points expire (:func:`expire_due`)."""
-    warned = expiring_soon(session, now=now)
-    for card_id, points, first in warned:
+def _warning_window(now: datetime, warn_days: int) -> tuple[Any, ...]:
+    return (
+        PointLot.remaining > 0,
+        PointLot.warned_at.is_(None),
+        PointLot.expires_at > now,
+        PointLot.expires_at <= now + timedelta(days=warn_days),
+    )
+
+
+def warn_expiring(
+    session: Session, *, now: datetime | None = None, limit: int | None = None
+) -> int:
+    """Put a notice of points about to expire on each card that has some newly in the warning
+    window (at most ``limit`` cards): both wallets show it, Apple on the lock screen. Returns
+    the cards warned; the caller commits."""
+    now = now or utcnow()
+    warned = expiring_soon(session, now=now, limit=limit)
+    session.flush()
+    for card_id, _points, _first in warned:
         card = lock_card(session, card_id)
-        # Lots end at the first instant of a day: the day before is the last to use them.
-        day = local_date(rules_of(card.program), first - timedelta(microseconds=1))
-        label = card.program.points_label
-        card.expiry_notice = f"{points} {label} expire at the end of {day.day} {day:%b %Y}"
+        card.expiry_notice = expiry_notice(session, card, now=now)
     return len(warned)
+
+
+def expiry_notice(session: Session, card: Card, *, now: datetime | None = None) -> str | None:
+    """The card's notice of warned points still to expire ("120 Beans expire at the end of
+    31 Mar 2026": all of them, by the first day any expire), or None. Derived from the lots
+    each time, so spending or expiring some of them keeps it true."""
+    now = now or utcnow()
+    points, first = session.execute(
+        select(func.coalesce(func.sum(PointLot.remaining), 0), func.min(PointLot.expires_at)).where(
+            PointLot.card_id == card.id,
+            PointLot.warned_at.is_not(None),
+            PointLot.remaining > 0,
+            PointLot.expires_at > now,
+        )
+    ).one()
+    if not points or first is None:
+        return None
+    # Lots end at the first instant of a day: the day before is the last to use them.
+    day = local_date(rules_of(card.program), first - timedelta(microseconds=1))
+    label = card.program.points_label
+    return f"{points} {label} expire at the end of {day.day} {day:%b %Y}"
 
 
 def birthday_gift_candidates(
@@ -1005,6 +1037,9 @@ def give_birthday_gift(
     if birthday is None or not birthday.gift:
         return None
     today = local_date(rules, now)
+    born = card.member.birthday
+    if born is None or not _is_birthday(born, today):
+        return None
     already = session.scalar(
         _gifted_since(card.program, _start_of_local_year(rules, today)).where(
             LedgerEntry.card_id == card.id
@@ -1022,6 +1057,13 @@ def give_birthday_gift(
         now=now,
         reason=f"birthday gift {today.year}",
     )
+
+
+def _is_birthday(born: date, today: date) -> bool:
+    if (born.month, born.day) == (today.month, today.day):
+        return True
+    leap_day = (born.month, born.day) == (2, 29)
+    return leap_day and (today.month, today.day) == (2, 28) and not calendar.isleap(today.year)
 
 
 def _start_of_local_year(rules: ProgramRules, today: date) -> datetime:

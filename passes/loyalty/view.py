@@ -77,10 +77,16 @@ EXPIRY_NOTICE_TITLE = "Points expiring"
 
 
 def _notices(card: Card) -> tuple[Offer, ...]:
-    """The card's own notices, shown like offers and first (the newest thing to announce)."""
-    if card.expiry_notice:
-        return (Offer("expiry", EXPIRY_NOTICE_TITLE, card.expiry_notice),)
-    return ()
+    """The card's own notices, shown like offers and first (the newest thing to announce).
+    The expiry notice is worked out from the lots now (what was warned and is still to expire);
+    the card's stored copy is what makes the pass change when it appears or goes."""
+    from passes.loyalty.ledger import expiry_notice
+
+    session = object_session(card)
+    if not card.expiry_notice or session is None:
+        return ()
+    notice = expiry_notice(session, card)
+    return (Offer("expiry", EXPIRY_NOTICE_TITLE, notice),) if notice else ()
 
 
 def _offers(card: Card) -> tuple[Offer, ...]:

@@ -10,12 +10,14 @@ import json
 from typing import Any
 
 from flask import Response, abort, redirect, render_template, request, url_for
+from sqlalchemy import func, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from passes.accounts.models import StaffUser
-from passes.loyalty.models import Program
+from passes.loyalty.models import ApiKey, Program
 from passes.loyalty.program_document import (
     IMAGE_NAMES,
+    MAX_STORES,
     ProgramDocument,
     ProgramDocumentError,
     apply_program_document,
@@ -50,6 +52,7 @@ def design(slug: str, user: StaffUser) -> BaseResponse:
 def save_design(slug: str, user: StaffUser) -> BaseResponse:
     program = user.program
     draft, errors = _draft(program)
+    errors += _stores_with_keys_removed(program, draft)
     if not errors:
         try:
             apply_program_document(db(), parse_program_document(draft))
@@ -121,9 +124,34 @@ def _draft(program: Program) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     return document, errors
 
 
+def _stores_with_keys_removed(program: Program, draft: dict[str, Any]) -> list[tuple[str, str]]:
+    """Stores are matched by name: one renamed or left out is deleted, and its till keys with
+    it. Refused while a store has keys in use; an admin revokes them first (API keys)."""
+    kept = {store.get("name") for store in draft["stores"]}
+    problems = []
+    for store in program.stores:
+        if store.name in kept:
+            continue
+        in_use = db().scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(ApiKey.store_id == store.id, ApiKey.revoked_at.is_(None))
+        )
+        if in_use:
+            problems.append(
+                (
+                    "stores",
+                    f"{store.name!r} would be removed (or renamed), but {in_use} till or scanner "
+                    "keys work for it: keep its name, or have an admin revoke them first",
+                )
+            )
+    return problems
+
+
 def _stores(form: Any) -> list[dict[str, Any]]:
     stores = []
-    for index in range(int(form.get("store_rows", "0") or 0)):
+    rows = form.get("store_rows", "0")
+    for index in range(min(int(rows), MAX_STORES + EMPTY_STORE_ROWS) if rows.isdigit() else 0):
         row = {key: form.get(f"store_{index}_{key}", "").strip() for key in STORE_FIELDS}
         if not any(row.values()):
             continue
@@ -139,7 +167,7 @@ def _stores(form: Any) -> list[dict[str, Any]]:
             except ValueError:
                 store[key] = row[key]  # the document's check names the field
         stores.append(store)
-    return stores[:500]
+    return stores
 
 
 def _page(

@@ -9,14 +9,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from factories import buy, make_card, make_program
+from passes.db import utcnow
 from passes.loyalty import ledger
-from passes.loyalty.models import Card, LedgerEntry, WalletUpdate
+from passes.loyalty.models import Card, LedgerEntry, PointLot, WalletUpdate
 from passes.loyalty.view import EXPIRY_NOTICE_TITLE, card_view
 from passes.wallet.apple.pass_json import PassIdentity, pass_dict
 
 EXPIRING = {
     "currency": "RUB",
     "earning": {"points": 1, "per_amount": 100},
+    "points_as_money": {"point_value": 100, "max_share": 10000},
     "expiry": {"mode": "lifetime", "days": 30, "warn_days": 7},
 }
 GIFTS = {
@@ -26,32 +28,59 @@ GIFTS = {
 }
 
 
-def test_an_expiry_warning_is_on_the_card_until_the_points_expire(db_session: Session) -> None:
+def last_day(program: object, lot_expires: datetime) -> str:
+    day = ledger.local_date(ledger.rules_of(program), lot_expires - timedelta(microseconds=1))  # type: ignore[arg-type]
+    return f"{day.day} {day:%b %Y}"
+
+
+def notice_on(card: Card) -> str | None:
+    offers = [offer for offer in card_view(card).offers if offer.key == "expiry"]
+    return offers[0].text if offers else None
+
+
+def test_an_expiry_warning_stays_true_until_the_points_expire(db_session: Session) -> None:
     program = make_program(db_session, rules=EXPIRING, points_label="Beans")
     card = make_card(db_session, program)
-    earned = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-    buy(db_session, card, 12_000, earned)  # 120 points, expire 31 March
+    now = utcnow()
+    buy(db_session, card, 12_000, now - timedelta(days=28))  # 120 points, expire in ~2 days
+    buy(db_session, card, 5_000, now - timedelta(days=26))  # 50 points, ~2 days later
     db_session.commit()
-    assert ledger.warn_expiring(db_session, now=earned + timedelta(days=20)) == 0  # not yet
+    lots = db_session.scalars(
+        select(PointLot).where(PointLot.card_id == card.id).order_by(PointLot.id)
+    ).all()
+    first, second = (lot.expires_at for lot in lots)
+    assert first is not None and second is not None
+    assert ledger.warn_expiring(db_session, now=now - timedelta(days=10)) == 0  # not yet
     db_session.execute(WalletUpdate.__table__.delete())
     db_session.commit()
 
-    warned_at = earned + timedelta(days=25)
-    assert ledger.warn_expiring(db_session, now=warned_at) == 1
+    assert ledger.warn_expiring(db_session, now=now) == 1
     db_session.commit()
-    assert card.expiry_notice == "120 Beans expire at the end of 31 Mar 2026"
+    expected = f"170 Beans expire at the end of {last_day(program, first)}"
+    assert card.expiry_notice == expected == notice_on(card)
     assert db_session.get(WalletUpdate, card.id) is not None  # both wallets will show it
     view = card_view(card)
-    assert (view.offers[0].title, view.offers[0].text) == (EXPIRY_NOTICE_TITLE, card.expiry_notice)
     back = pass_dict(view, PassIdentity("pass.x", "TEAM", None))["storeCard"]["backFields"]
     announced = next(field for field in back if field["key"] == "offer")
-    assert (announced["value"], announced["changeMessage"]) == (card.expiry_notice, "%@")
-    assert ledger.warn_expiring(db_session, now=warned_at + timedelta(hours=1)) == 0  # once
+    assert (announced["value"], announced["changeMessage"]) == (expected, "%@")
+    assert view.offers[0].title == EXPIRY_NOTICE_TITLE
+    assert ledger.warn_expiring(db_session, now=now + timedelta(hours=1)) == 0  # once
 
-    ledger.expire_due(db_session, now=earned + timedelta(days=31))
+    # Spending some of the warned points: the notice says what is left.
+    ledger.redeem_as_money(
+        db_session, card, receipt_amount=100_000, points=100, source="t", now=now
+    )
+    db_session.commit()
+    assert notice_on(card) == f"70 Beans expire at the end of {last_day(program, first)}"
+
+    # The first lot expires: the notice moves on to the second, it is not cleared.
+    ledger.expire_due(db_session, now=first + timedelta(hours=1))
+    db_session.commit()
+    assert card.expiry_notice == f"50 Beans expire at the end of {last_day(program, second)}"
+    ledger.expire_due(db_session, now=second + timedelta(hours=1))
     db_session.commit()
     assert card.expiry_notice is None and card.points_balance == 0
-    assert all(offer.key != "expiry" for offer in card_view(card).offers)
+    assert notice_on(card) is None
 
 
 def birthday_card(session: Session, program: object, born: date) -> Card:
@@ -86,6 +115,7 @@ def test_birthday_gifts_once_a_year_on_the_programs_day(db_session: Session) -> 
     assert gifts(db_session, plain, night) == []
     assert gifts(db_session, program, night + timedelta(hours=5)) == []  # once
     assert ledger.give_birthday_gift(db_session, today.id, now=night) is None  # even if asked
+    assert ledger.give_birthday_gift(db_session, tomorrow.id, now=night) is None  # not theirs yet
     db_session.refresh(today)
     assert today.points_balance == balance + 150
     entry = db_session.scalars(

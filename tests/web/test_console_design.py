@@ -167,3 +167,25 @@ def test_a_design_with_problems_is_shown_again_and_nothing_changes(
     assert refused.status_code == 422 and "<code>name</code>" in text
     assert "stores[0].latitude" in text
     assert csrf_token(client, base)
+
+
+def test_a_store_with_keys_in_use_cannot_be_dropped_or_renamed_from_the_designer(
+    client: FlaskClient, staff: Staff, db_session: Session
+) -> None:
+    from passes.loyalty.models import ApiKey, Store
+
+    sign_in(client, staff.marketer.email)
+    base = f"/console/{staff.program.slug}/design"
+    form = form_of(client, base)
+    clerk_store = staff.program.stores[0]  # the clerk's scanner key works for it
+    renamed = client.post(base, data={**form, "store_0_name": "Renamed by a typo"})
+    assert renamed.status_code == 422
+    assert "keys work for it" in renamed.get_data(as_text=True)
+    assert db_session.get(Store, clerk_store.id) is not None
+    assert db_session.scalar(
+        select(ApiKey).where(ApiKey.store_id == clerk_store.id, ApiKey.revoked_at.is_(None))
+    )
+    huge = client.post(base, data={**form, "store_rows": "1000000000"})
+    assert huge.status_code in (303, 422)  # bounded, whatever it says
+    nonsense = client.post(base, data={**form, "store_rows": "many"})
+    assert nonsense.status_code == 422  # every store left out: the clerk's is refused
