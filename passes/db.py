@@ -91,7 +91,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` with dialect-appropriate pooling and connection settings."""
+    """An engine for ``url`` with dialect-appropriate pooling and connection settings. Errors
+    never carry the statement's parameters (members' data would reach logs and the console)."""
+    kwargs = {"hide_parameters": True, **kwargs}
     if url.startswith("sqlite"):
         options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
         if url in ("sqlite://", "sqlite:///:memory:"):

@@ -189,7 +189,7 @@ def export_rows(session: Session, program: Program) -> Iterator[list[str]]:
     for card, device_count, google_count in session.execute(statement):
         member = card.member
         yield [
-            _cell(value)
+            defuse(value)
             for value in (
                 card.number,
                 member.name,
@@ -223,7 +223,7 @@ def export_csv(session: Session, program: Program) -> Iterator[str]:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(value: str) -> str:
+def defuse(value: str) -> str:
     """Defuse a cell a spreadsheet would evaluate; a plain signed number (a phone) is left."""
     if value.startswith(_FORMULA_START) and not value.lstrip("+-").isdigit():
         return "'" + value

@@ -164,6 +164,7 @@ _DATA_EMPTY_JSON = http2.frame(http2.DATA, http2.END_STREAM, 0, _EMPTY_JSON)[:5]
 # A read may answer a thousand pushes; the next ones leave this many at a time, so that the server
 # works on them while the rest are being started.
 _FLUSH_EVERY = 100
+_MAX_PATH = 4096  # device tokens are at most 200 hex digits; headers stay far below a frame
 _MAX_ANSWER_BODY = 16_384  # APNs answers with a few dozen bytes of JSON; more is not APNs
 _RECEIVE_WINDOW_UPDATE_AT = 32_768  # bytes of DATA read before the connection window is renewed
 _OUR_SETTINGS = {http2.ENABLE_PUSH: 0, http2.MAX_CONCURRENT_STREAMS: 0}  # we accept no streams
@@ -480,10 +481,12 @@ class _Connection(asyncio.Protocol):
             self.closed = self.recycle = True  # used up: finish what is in flight, then renew
             batch.queue.appendleft(token)
             return True
-        block = self.encoder.encode(batch.prefix, path, batch.suffix)
-        if len(block) > self.max_frame_size:
+        if len(path) > _MAX_PATH:  # checked before HPACK, whose tables would move for nothing
             return False
+        block = self.encoder.encode(batch.prefix, path, batch.suffix)
         self.next_stream_id = stream_id + 2
+        if not self.pending:  # an idle connection: the wait for answers starts now
+            self.last_heard = asyncio.get_running_loop().time()
         self.send_window -= len(_EMPTY_JSON)
         self.out.append(
             b"".join(
@@ -577,11 +580,13 @@ class ApnsClient:
         alive = [c for c in self._pool if not c.closed and not c.recycle]
         for stale in (c for c in self._pool if c not in alive):
             await stale.close()
-        while len(alive) < self.size:
-            connection = _Connection(self.host, self.port, self.context)
-            await connection.open()
-            alive.append(connection)
-        self._pool = alive
+        try:
+            while len(alive) < self.size:
+                connection = _Connection(self.host, self.port, self.context)
+                await connection.open()
+                alive.append(connection)
+        finally:
+            self._pool = alive  # those opened stay pooled (and are closed with the client)
         return alive
 
     def _headers(self) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:

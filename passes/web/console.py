@@ -170,9 +170,10 @@ def _forbidden(_error: Exception) -> BaseResponse:
 
 
 @console.get("/<slug>/jobs")
-@staff_page(*CONSOLE_ROLES)
+@staff_page("admin")
 def job_runs(slug: str, user: StaffUser) -> BaseResponse:
-    """The scheduler's jobs and how each last ran (on whichever worker ran it)."""
+    """The scheduler's jobs and how each last ran (on whichever worker ran it). The jobs serve
+    every program of the installation: admins only."""
     runs = last_runs(db())
     rows = [(job, runs.get(job.id)) for job in jobs(current_app)]
     page = render_template("console_jobs.html", user=user, program=user.program, rows=rows)

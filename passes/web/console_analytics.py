@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from passes.accounts.models import StaffUser
 from passes.analytics.figures import Table, all_tables
 from passes.loyalty.ledger import rules_of
+from passes.members.csv_io import defuse
 from passes.web.console import CONSOLE_ROLES, console, staff_page
 from passes.web.context import db
 
@@ -23,10 +24,16 @@ from passes.web.context import db
 def analytics(slug: str, user: StaffUser) -> BaseResponse:
     tables = all_tables(db(), user.program)
     # The charts read the same tables from a JSON block (data, not script: CSP allows it).
-    figures = json.dumps(
-        {table.name: {"columns": table.columns, "rows": table.rows} for table in tables},
-        ensure_ascii=False,
-    ).replace("</", "<\\/")
+    figures = (
+        json.dumps(
+            {table.name: {"columns": table.columns, "rows": table.rows} for table in tables},
+            ensure_ascii=False,
+        )
+        # As Jinja's tojson: no tag, comment or entity can start inside the script block.
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
     page = render_template(
         "console_analytics.html",
         user=user,
@@ -54,5 +61,5 @@ def _csv(table: Table) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(table.columns)
-    writer.writerows(table.rows)
+    writer.writerows([[defuse(str(value)) for value in row] for row in table.rows])
     return buffer.getvalue()

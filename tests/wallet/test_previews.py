@@ -57,10 +57,18 @@ def test_an_uploaded_strip_shows_where_each_wallet_shows_it() -> None:
 
 
 def test_long_texts_are_cut_to_fit_not_drawn_over_each_other() -> None:
-    long = replace(SAMPLE_BRANDING, program_name="Очень длинное название программы " * 4)
+    from passes.wallet.drawing import fitted, font
+
+    name = "Очень длинное название программы " * 4
+    cut = fitted(name, 30, 400)
+    assert cut.endswith("…") and len(cut) < len(name) and font(30).getlength(cut) <= 400
+    assert fitted("Зерно", 30, 400) == "Зерно"  # what fits is left alone
+    # The header's right edge keeps its margin however long the program name.
+    long = replace(SAMPLE_BRANDING, program_name=name)
     view = sample_card_view(long, member_name="Анна-Мария Константинопольская-Заречная")
-    for render in (apple.apple_card_preview, google.google_card_preview):
-        assert picture(render(view)).width == 640
+    image = picture(apple.apple_card_preview(view))
+    assert image.getpixel((638, 60)) == image.getpixel((639, 60))  # nothing drawn at the edge
+    assert picture(google.google_card_preview(view)).width == 640
 
 
 def test_uploads_are_re_encoded_to_their_pixels_only() -> None:

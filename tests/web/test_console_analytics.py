@@ -62,12 +62,17 @@ def test_the_figures_cannot_break_out_of_their_script_block(
     client: FlaskClient, staff: Staff, db_session: Session
 ) -> None:
     now = utcnow()
-    draft = Draft("</script><b>x", "t", {"kind": "all"}, now, now + timedelta(days=1), now)
+    title = "<!--<script></script><b>x&"
+    draft = Draft(title, "t", {"kind": "all"}, now, now + timedelta(days=1), now)
     schedule(db_session, staff.program, draft, "a@example.com", now)
+    formula = Draft("=HYPERLINK(1)", "t", {"kind": "all"}, now, now + timedelta(days=1), now)
+    schedule(db_session, staff.program, formula, "a@example.com", now)
     db_session.commit()
     sign_in(client, staff.admin.email)
     page = client.get(f"/console/{staff.program.slug}/analytics").get_data(as_text=True)
-    assert "</script><b>x" not in page
     block = re.search(r'id="figures">(.*?)</script>', page, re.S)
-    assert block is not None and "<\\/script><b>x" in block.group(1)
-    assert json.loads(block.group(1))["campaigns"]["rows"][0][0] == "</script><b>x"
+    assert block is not None and not set("<>&") & set(block.group(1))
+    assert title in [row[0] for row in json.loads(block.group(1))["campaigns"]["rows"]]
+    assert page.count("</script>") == page.count("<script")  # every block closes where it should
+    exported = client.get(f"/console/{staff.program.slug}/analytics/campaigns.csv")
+    assert "'=HYPERLINK(1)" in exported.get_data(as_text=True)  # defused for spreadsheets

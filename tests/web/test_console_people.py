@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from passes.accounts.models import StaffUser
 from passes.loyalty.models import ApiKey
+from passes.web.api.keys import issue_key
 from support import csrf_token
 from web_staff import Staff, sign_in
 
@@ -76,7 +77,9 @@ def test_adding_a_user_shows_the_password_once_and_it_works(
     me = client.post(f"{base}/{staff.admin.id}/disable", data={"csrf_token": token})
     assert me.status_code == 409
     theirs = client.post(f"{base}/{staff.stranger.id}/disable", data={"csrf_token": token})
-    assert theirs.status_code == 404
+    assert theirs.status_code == 404  # another program's user, through our own pages
+    db_session.refresh(staff.stranger)
+    assert staff.stranger.disabled_at is None
 
 
 def test_issuing_and_revoking_a_key(
@@ -117,4 +120,10 @@ def test_issuing_and_revoking_a_key(
     theirs = client.post(
         f"/console/{staff.other.slug}/keys/{record.id}/revoke", data={"csrf_token": token}
     )
-    assert theirs.status_code == 403
+    assert theirs.status_code == 403  # not their program's pages
+    foreign = issue_key(db_session, staff.other, role="partner", name="theirs")
+    db_session.commit()
+    through_ours = client.post(f"{base}/{foreign.record.id}/revoke", data={"csrf_token": token})
+    assert through_ours.status_code == 404  # another program's key, through our own pages
+    kept = db_session.get(ApiKey, foreign.record.id)
+    assert kept is not None and kept.revoked_at is None

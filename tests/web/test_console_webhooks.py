@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from passes.webhooks.endpoints import add_endpoint
 from passes.webhooks.models import WebhookDelivery, WebhookEndpoint
 from support import csrf_token
 from web_staff import Staff, sign_in
@@ -79,6 +80,19 @@ def test_adding_using_and_disabling_an_endpoint(
 
     other = f"/console/{staff.other.slug}/webhooks/{endpoint.id}/disable"
     assert client.post(other, data={"csrf_token": token}).status_code == 403
+    foreign = add_endpoint(
+        db_session,
+        staff.other,
+        url="https://93.184.215.14/theirs",
+        events=["tier.changed"],
+        created_by="x",
+        allow_private=False,
+    )
+    db_session.commit()
+    through_ours = client.post(f"{base}/{foreign.endpoint.id}/disable", data={"csrf_token": token})
+    assert through_ours.status_code == 404  # another program's endpoint, through our pages
+    db_session.refresh(foreign.endpoint)
+    assert foreign.endpoint.disabled_at is None
     assert client.post(f"{base}/999999/disable", data={"csrf_token": token}).status_code == 404
     done = client.post(f"{base}/{endpoint.id}/disable", data={"csrf_token": token})
     assert done.status_code == 303

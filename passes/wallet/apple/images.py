@@ -70,6 +70,7 @@ _FONT_PATH: Final = Path(__file__).resolve().parents[2] / "assets" / "DejaVuSans
 _COLOUR_RE: Final = re.compile(r"#[0-9a-fA-F]{6}")
 #: FreeType faces are not safe to use from two threads at once, and the fonts are shared.
 _TEXT_LOCK: Final = threading.Lock()
+TEXT_LOCK: Final = _TEXT_LOCK  # for other drawing with the vendored font (the previews)
 
 
 class ImageError(ValueError):

@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from passes.wallet.apple.images import render_pass_images
+from passes.wallet.apple.images import TEXT_LOCK, render_pass_images
 from passes.wallet.apple.pass_json import PassIdentity, pass_dict
 from passes.wallet.drawing import colour, encode, fit_within, png, qr_box, rounded_card, text
 from passes.wallet.view import CardView
@@ -34,7 +34,8 @@ def apple_card_preview(view: CardView) -> bytes:
         icon=brand.icon_image,
         strip=brand.strip_image,
     )
-    return encode(_draw(document, images))
+    with TEXT_LOCK:  # FreeType faces are shared and not thread-safe
+        return encode(_draw(document, images))
 
 
 def _draw(document: dict[str, Any], images: dict[str, bytes]) -> Image.Image:

@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from passes.wallet.apple.images import render_google_images
+from passes.wallet.apple.images import TEXT_LOCK, render_google_images
 from passes.wallet.drawing import colour, encode, is_dark, png, qr_box, rounded_card, text
 from passes.wallet.google.objects import ImageUrls, loyalty_class, loyalty_object
 from passes.wallet.view import CardView
@@ -37,7 +37,8 @@ def google_card_preview(view: CardView) -> bytes:
         icon=brand.icon_image,
         strip=brand.strip_image,
     )
-    return encode(_draw(body_class, body_object, images))
+    with TEXT_LOCK:  # FreeType faces are shared and not thread-safe
+        return encode(_draw(body_class, body_object, images))
 
 
 def _draw(loyalty: dict[str, Any], member: dict[str, Any], images: dict[str, bytes]) -> Image.Image:
