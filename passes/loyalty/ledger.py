@@ -740,6 +740,7 @@ def adjust(
     reason: str,
     actor: str,
     now: datetime | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> LedgerEntry:
     """A manual correction by a person, with the reason and who did it kept in the ledger."""
     now = now or utcnow()
@@ -759,6 +760,7 @@ def adjust(
             source=actor,
             now=now,
             reason=reason.strip(),
+            detail=detail,
         )
     else:
         entry = debit(
@@ -769,6 +771,7 @@ def adjust(
             source=actor,
             now=now,
             reason=reason.strip(),
+            detail=detail,
         )
     assert entry is not None
     return entry

@@ -4,20 +4,24 @@ with a required reason, CSV export and import. Marketers and admins of the progr
 from __future__ import annotations
 
 import io
+import re
+import uuid
 from urllib.parse import quote
 
 from flask import Response, abort, redirect, render_template, request, stream_with_context, url_for
+from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from passes.accounts.models import StaffUser
-from passes.loyalty.ledger import LedgerError, adjust
-from passes.loyalty.models import Card
+from passes.loyalty.ledger import LedgerError, adjust, lock_card
+from passes.loyalty.models import Card, LedgerEntry
 from passes.members.csv_io import ImportFileError, export_csv, import_members
 from passes.members.directory import PAGE_SIZE, find_card, record, search
 from passes.web.console import CONSOLE_ROLES, console, staff_page
 from passes.web.context import app_state, db
 
 REJECTIONS_SHOWN = 200
+NONCE = re.compile(r"[0-9a-f]{32}")
 
 
 @console.get("/<slug>/members")
@@ -47,7 +51,7 @@ def member(slug: str, number: str, user: StaffUser) -> BaseResponse:
 @staff_page(*CONSOLE_ROLES)
 def adjust_member(slug: str, number: str, user: StaffUser) -> BaseResponse:
     card = _own_card(user, number)
-    form = {key: request.form.get(key, "").strip() for key in ("points", "reason")}
+    form = {key: request.form.get(key, "").strip() for key in ("points", "reason", "nonce")}
     errors: dict[str, str] = {}
     text = form["points"].replace(" ", "")
     points = int(text) if text.lstrip("+-").isdigit() and len(text) < 12 else None
@@ -57,9 +61,22 @@ def adjust_member(slug: str, number: str, user: StaffUser) -> BaseResponse:
         errors["reason"] = "Say why: the reason is kept in the member's ledger."
     elif len(form["reason"]) > 300:
         errors["reason"] = "Please keep the reason under 300 characters."
+    if not NONCE.fullmatch(form["nonce"]):
+        errors["points"] = "The form is incomplete: open the member's page again."
     if not errors and points is not None:
+        lock_card(db(), card.id)  # a second submission of the same form waits, then sees the first
+        if _already_applied(card, form["nonce"]):
+            db().commit()
+            return redirect(url_for("console.member", slug=slug, number=card.number), 303)
         try:
-            adjust(db(), card, points=points, reason=form["reason"], actor=user.email)
+            adjust(
+                db(),
+                card,
+                points=points,
+                reason=form["reason"],
+                actor=user.email,
+                detail={"form": form["nonce"]},
+            )
         except LedgerError as exc:
             errors["points"] = exc.detail
         else:
@@ -116,6 +133,21 @@ def _import_page(user: StaffUser, message: str | None, report: object, status: i
     return Response(page, status=status)
 
 
+def _already_applied(card: Card, nonce: str) -> bool:
+    """The adjustment this form describes is in the ledger already (a double click, a resent
+    form): each rendered form carries its own nonce, stored with the entry."""
+    return (
+        db().scalar(
+            select(LedgerEntry.id).where(
+                LedgerEntry.card_id == card.id,
+                LedgerEntry.kind == "adjustment",
+                LedgerEntry.detail["form"].as_string() == nonce,
+            )
+        )
+        is not None
+    )
+
+
 def _own_card(user: StaffUser, number: str) -> Card:
     card = find_card(db(), user.program, number)
     if card is None:
@@ -133,5 +165,6 @@ def _member_page(
         record=record(db(), card),
         form=form,
         errors=errors,
+        nonce=form.get("nonce") or uuid.uuid4().hex,
     )
     return Response(page, status=status)

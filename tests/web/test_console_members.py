@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from flask import Flask
@@ -67,6 +68,10 @@ def test_an_adjustment_needs_a_reason_and_is_audited(
     sign_in(client, staff.admin.email)
     page = f"/console/{staff.program.slug}/members/{card.number}"
     token = csrf_token(client, page)
+    nonce_of = re.compile(r'name="nonce" value="([0-9a-f]{32})"')
+    found = nonce_of.search(client.get(page).get_data(as_text=True))
+    assert found is not None
+    nonce = found.group(1)
 
     for data, field in [
         ({"points": "50", "reason": " "}, "reason-error"),
@@ -74,17 +79,20 @@ def test_an_adjustment_needs_a_reason_and_is_audited(
         ({"points": "fifty", "reason": "why not"}, "points-error"),
         ({"points": f"-{balance + 1}", "reason": "too much"}, "points-error"),
     ]:
-        refused = client.post(f"{page}/adjust", data={"csrf_token": token, **data})
+        refused = client.post(f"{page}/adjust", data={"csrf_token": token, "nonce": nonce, **data})
         assert refused.status_code == 422, data
         text = refused.get_data(as_text=True)
         assert f'id="{field}"' in text and data["points"] in text  # the form keeps the input
     db_session.refresh(card)
     assert card.points_balance == balance
 
-    done = client.post(
-        f"{page}/adjust", data={"csrf_token": token, "points": "+50", "reason": "lost receipt"}
-    )
+    form = {"csrf_token": token, "nonce": nonce, "points": "+50", "reason": "lost receipt"}
+    done = client.post(f"{page}/adjust", data=form)
     assert done.status_code == 303 and done.location.endswith(page)
+    again = client.post(f"{page}/adjust", data=form)  # a double click, a resent form
+    assert again.status_code == 303
+    incomplete = client.post(f"{page}/adjust", data={**form, "nonce": ""})
+    assert incomplete.status_code == 422
     db_session.refresh(card)
     assert card.points_balance == balance + 50
     entry = db_session.scalar(
