@@ -350,6 +350,7 @@ def build_scheduler(app: Flask) -> BackgroundScheduler:
             job.trigger,
             args=[app, job.id, job.function],
             id=job.id,
+            name=job.id,  # the logs name the job, not the recorder around it
             coalesce=True,
             max_instances=1,
             **job.schedule,
