@@ -136,16 +136,7 @@ def deliver_apple_updates(
 
 
 _OUTBOX = cast(Table, WalletUpdate.__table__)
-_DELIVERED = (
-    update(_OUTBOX)
-    .where(_OUTBOX.c.card_id == bindparam("b_card"))
-    .values(
-        # A change that arrived while we pushed keeps the row pending.
-        apple_pending=_OUTBOX.c.revision != bindparam("b_revision"),
-        apple_not_before=None,
-        apple_attempts=0,
-    )
-)
+_DELIVERED = outbox.settled("apple")
 _RETRYING = (
     update(_OUTBOX)
     .where(_OUTBOX.c.card_id == bindparam("b_card"))

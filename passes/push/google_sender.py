@@ -117,21 +117,12 @@ _CARD_AND_SENT = (
 
 
 _OBJECTS = cast(Table, GoogleObject.__table__)
-_OUTBOX = cast(Table, WalletUpdate.__table__)
 _SET_SENT_BODY = (
     update(_OBJECTS)
     .where(_OBJECTS.c.card_id == bindparam("b_card_id"))
     .values(sent_body=bindparam("b_sent_body"), updated_at=bindparam("b_updated_at"))
 )
-_SETTLE = (
-    update(_OUTBOX)
-    .where(_OUTBOX.c.card_id == bindparam("b_card_id"))
-    .values(
-        google_pending=_OUTBOX.c.revision != bindparam("b_revision"),
-        google_not_before=None,
-        google_attempts=0,
-    )
-)
+_SETTLE = outbox.settled("google")
 
 
 class GoogleSender:
@@ -408,7 +399,7 @@ class GoogleSender:
             # A change that arrived while we synced keeps the row pending.
             session.connection().execute(
                 _SETTLE,
-                [{"b_card_id": card_id, "b_revision": revision} for card_id, revision in done],
+                [{"b_card": card_id, "b_revision": revision} for card_id, revision in done],
             )
             report.delivered += len(done)
         for card_id, _revision, attempts in claimed:

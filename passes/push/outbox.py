@@ -9,9 +9,9 @@ SKIP LOCKED`` on PostgreSQL; SQLite serialises writers) and no lock is held whil
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, Update, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from passes.loyalty.models import WalletUpdate
@@ -44,3 +44,21 @@ def claim(
     ).all()
     session.commit()
     return [(row[0], row[1], row[2]) for row in rows]
+
+
+def settled(wallet: Wallet) -> Update:
+    """The statement that clears ``wallet``'s flag, lease and attempts on rows it delivered, for
+    an executemany of ``{"b_card": card id, "b_revision": revision claimed}``. A change that
+    arrived meanwhile (a newer revision) keeps the row pending."""
+    outbox = cast(Table, WalletUpdate.__table__)
+    return (
+        update(outbox)
+        .where(outbox.c.card_id == bindparam("b_card"))
+        .values(
+            {
+                f"{wallet}_pending": outbox.c.revision != bindparam("b_revision"),
+                f"{wallet}_not_before": None,
+                f"{wallet}_attempts": 0,
+            }
+        )
+    )

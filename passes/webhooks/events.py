@@ -12,13 +12,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from passes.db import upsert_insert, utcnow
-from passes.loyalty.models import Card, Program, WalletUpdate
+from passes.loyalty.models import Card, Program
 from passes.push import outbox
 from passes.webhooks.models import EVENT_TYPES, WebhookCardState, WebhookDelivery, WebhookEndpoint
 
@@ -178,16 +178,7 @@ def _entry_tier(program: Program) -> str | None:
     return levels[0].get("key") if levels else None
 
 
-_OUTBOX = cast(Table, WalletUpdate.__table__)
-_DONE = (
-    update(_OUTBOX)
-    .where(_OUTBOX.c.card_id == bindparam("b_card"))
-    .values(
-        hooks_pending=_OUTBOX.c.revision != bindparam("b_revision"),
-        hooks_not_before=None,
-        hooks_attempts=0,
-    )
-)
+_DONE = outbox.settled("hooks")
 
 
 def card_installed(session: Session, card_id: int, wallet: str, installed: bool) -> int:
