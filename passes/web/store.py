@@ -6,6 +6,7 @@ key's id from this signed session cookie, with the page's CSRF token on every wr
 from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -16,6 +17,7 @@ from passes.loyalty.models import ApiKey
 from passes.web.api.keys import KeyRejected, authenticate
 from passes.web.api.till import till
 from passes.web.context import db
+from passes.web.scanner_text import scanner_text
 from passes.web.staff_session import STAFF_SESSION_KEY, user_session_lapsed
 
 store = Blueprint("store", __name__, url_prefix="/store")
@@ -64,17 +66,20 @@ def login() -> BaseResponse:
     session.pop(STAFF_SESSION_KEY, None)
     token = request.form.get("api_key", "").strip()
     if not token:
-        return _render_login("Enter the API key of this store.", 422)
+        return _render_login(gettext("Enter the API key of this store."), 422)
     if len(token) > MAX_KEY_LENGTH:
-        return _render_login("This is not an API key: it is far too long.", 422)
+        return _render_login(gettext("This is not an API key: it is far too long."), 422)
     try:
         key = authenticate(db(), token)
     except KeyRejected as exc:
-        return _render_login(f"Cannot sign in: {exc}.", 422)
+        return _render_login(gettext("Cannot sign in: %(reason)s.", reason=str(exc)), 422)
     if key.role not in STAFF_ROLES:
         return _render_login(
-            f"A {key.role} key cannot open the scanner page. Use the key of a store "
-            "(or an admin key).",
+            gettext(
+                "A %(role)s key cannot open the scanner page. Use the key of a store "
+                "(or an admin key).",
+                role=key.role,
+            ),
             422,
         )
     # A fresh session: nothing from before the sign-in (an old CSRF token included) carries over.
@@ -107,6 +112,7 @@ def scanner() -> BaseResponse:
             currency=rules.currency,
             minor_digits=_MINOR_DIGITS.get(rules.currency, 2),
             points_as_money=rules.points_as_money is not None,
+            scanner_text=scanner_text(),
         )
     )
     return _no_store(response)

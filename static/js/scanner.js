@@ -25,6 +25,22 @@
   };
   var REQUEST_TIMEOUT_MS = 20000;
 
+  // The page's language: the server puts the translation of every message below (English
+  // text -> the visitor's language) in a JSON block; {name} marks a value put in.
+  var TEXT = {};
+  try {
+    TEXT = JSON.parse((document.getElementById("scanner-text") || {}).textContent || "{}");
+  } catch (ignored) {
+    TEXT = {};
+  }
+  function t(message, values) {
+    var text = TEXT[message] || message;
+    Object.keys(values || {}).forEach(function (name) {
+      text = text.split("{" + name + "}").join(String(values[name]));
+    });
+    return text;
+  }
+
   function $(id) {
     return document.getElementById(id);
   }
@@ -163,7 +179,7 @@
   function ApiError(status, problem) {
     this.status = status;
     this.problem = problem || {};
-    this.message = (problem && problem.detail) || "The server answered " + status + ".";
+    this.message = (problem && problem.detail) || t("The server answered {status}.", { status: status });
   }
 
   function NetworkError(message) {
@@ -189,7 +205,7 @@
     }
     return fetch(config.api + path, init)
       .catch(function () {
-        throw new NetworkError("No answer from the server (network problem or timeout).");
+        throw new NetworkError(t("No answer from the server (network problem or timeout)."));
       })
       .then(function (response) {
         return response.text().then(
@@ -206,7 +222,7 @@
             return { data: data, replayed: response.headers.get("Idempotent-Replayed") === "true" };
           },
           function () {
-            throw new NetworkError("The answer from the server was cut off.");
+            throw new NetworkError(t("The answer from the server was cut off."));
           }
         );
       })
@@ -223,21 +239,23 @@
       var text = error.message;
       if (uncertainWrite) {
         text +=
-          " It may or may not have been recorded. Press the same button again to retry:" +
-          " a retry of the same entry is never recorded twice.";
+          " " +
+          t(
+            "It may or may not have been recorded. Press the same button again to retry: a retry of the same entry is never recorded twice."
+          );
       }
       showError(region, text);
     } else if (error instanceof ApiError && error.status === 401) {
-      showError(region, error.message, { href: config.loginUrl, text: "Sign in again" });
+      showError(region, error.message, { href: config.loginUrl, text: t("Sign in again") });
     } else if (error instanceof ApiError && error.problem.code === "csrf_failed") {
-      showError(region, "This page has expired. Reload it, then try again.", {
+      showError(region, t("This page has expired. Reload it, then try again."), {
         href: window.location.pathname,
-        text: "Reload the page",
+        text: t("Reload the page"),
       });
     } else if (error instanceof ApiError) {
       showError(region, error.message);
     } else {
-      showError(region, "Something went wrong in this page: " + (error && error.message));
+      showError(region, t("Something went wrong in this page: {error}", { error: error && error.message }));
     }
   }
 
@@ -330,7 +348,7 @@
     el.cardNumber.textContent = formatCardNumber(card.number);
     el.cardBalance.textContent = group(String(card.balance));
     el.cardTier.textContent = card.tier ? card.tier.name : "\u2014";
-    el.cardDiscount.textContent = card.discount_rate ? formatRate(card.discount_rate) : "none";
+    el.cardDiscount.textContent = card.discount_rate ? formatRate(card.discount_rate) : t("none");
     el.typedNote.hidden = card.lookup !== "typed";
     el.scanNote.hidden = card.lookup !== "scan";
     renderRewards(card);
@@ -348,10 +366,10 @@
       button.className = "button button-reward";
       button.dataset.reward = reward.key;
       button.dataset.name = reward.name;
-      button.textContent = "Give " + reward.name + " \u00b7 " + formatPoints(reward.cost);
+      button.textContent = t("Give {reward}", { reward: reward.name }) + " \u00b7 " + formatPoints(reward.cost);
       if (!reward.in_stock) {
         button.disabled = true;
-        button.textContent += " (out of stock)";
+        button.textContent += " " + t("(out of stock)");
       }
       item.appendChild(button);
       el.rewardsList.appendChild(item);
@@ -366,7 +384,7 @@
     clearMessage(el.lookupError);
     var text = code.trim();
     if (!text) {
-      showError(el.lookupError, "Type the card number, or scan the card.");
+      showError(el.lookupError, t("Type the card number, or scan the card."));
       el.code.setAttribute("aria-invalid", "true");
       el.code.focus();
       return Promise.resolve();
@@ -427,7 +445,7 @@
     if (minor === null || minor <= 0) {
       input.setAttribute("aria-invalid", "true");
       var example = config.digits === 0 ? "1234" : config.digits === 3 ? "123,456" : "123,45";
-      showError(errorRegion, "Type the " + what + " as a number, e.g. " + example + ".");
+      showError(errorRegion, t("Type the {what} as a number, e.g. {example}.", { what: t(what), example: example }));
       input.focus();
       return null;
     }
@@ -457,21 +475,21 @@
       .then(function (result) {
         var out = result.data;
         var lines = [
-          (result.replayed ? "Already recorded: " : "Recorded: ") + formatMoney(out.amount),
+          t(result.replayed ? "Already recorded: {amount}" : "Recorded: {amount}", { amount: formatMoney(out.amount) }),
         ];
         lines.push(
           out.discount
-            ? "Discount " + formatRate(out.discount_rate) + ": \u2212" + formatMoney(out.discount)
-            : "No discount"
+            ? t("Discount {rate}: \u2212{amount}", { rate: formatRate(out.discount_rate), amount: formatMoney(out.discount) })
+            : t("No discount")
         );
-        lines.push("Customer pays " + formatMoney(out.paid));
-        lines.push("Earned +" + formatPoints(out.points_earned));
+        lines.push(t("Customer pays {amount}", { amount: formatMoney(out.paid) }));
+        lines.push(t("Earned +{points}", { points: formatPoints(out.points_earned) }));
         if (out.cashback_points) {
-          lines.push("Cashback +" + formatPoints(out.cashback_points));
+          lines.push(t("Cashback +{points}", { points: formatPoints(out.cashback_points) }));
         }
-        lines.push("New balance " + formatPoints(out.card.balance));
+        lines.push(t("New balance {points}", { points: formatPoints(out.card.balance) }));
         if (out.tier_changed) {
-          lines.push("Tier changed: now " + (out.card.tier ? out.card.tier.name : "no tier"));
+          lines.push(t("Tier changed: now {tier}", { tier: out.card.tier ? out.card.tier.name : t("no tier") }));
         }
         showResult(el.purchaseResult, lines);
         el.purchaseAmount.value = "";
@@ -502,13 +520,11 @@
       .then(function (result) {
         var out = result.data;
         showResult(el.pointsResult, [
-          (result.replayed ? "Already paid: " : "Paid with ") +
-            formatPoints(out.points) +
+          t(result.replayed ? "Already paid: {points}" : "Paid with {points}", { points: formatPoints(out.points) }) +
             " = " +
             formatMoney(out.money),
-          "Customer pays " + formatMoney(receiptAmount - out.money) + " of " +
-            formatMoney(receiptAmount),
-          "New balance " + formatPoints(out.card.balance),
+          t("Customer pays {amount} of {total}", { amount: formatMoney(receiptAmount - out.money), total: formatMoney(receiptAmount) }),
+          t("New balance {points}", { points: formatPoints(out.card.balance) }),
         ]);
         el.pointsReceipt.value = "";
         renderCard(out.card);
@@ -532,8 +548,8 @@
       .then(function (result) {
         var out = result.data;
         showResult(el.rewardResult, [
-          (result.replayed ? "Already given: " : "Give the customer: ") + button.dataset.name,
-          "Spent " + formatPoints(out.points) + "; new balance " + formatPoints(out.card.balance),
+          t(result.replayed ? "Already given: {reward}" : "Give the customer: {reward}", { reward: button.dataset.name }),
+          t("Spent {points}; new balance {balance}", { points: formatPoints(out.points), balance: formatPoints(out.card.balance) }),
         ]);
         renderCard(out.card);
       })
@@ -625,15 +641,15 @@
   function cameraProblem(error) {
     var name = error && error.name;
     if (name === "NotAllowedError" || name === "SecurityError") {
-      return "Camera access was refused. Allow the camera for this site in the browser settings, or type the card number below.";
+      return t("Camera access was refused. Allow the camera for this site in the browser settings, or type the card number below.");
     }
     if (name === "NotFoundError" || name === "OverconstrainedError" || name === "DevicesNotFoundError") {
-      return "No camera was found on this device. Type the card number below.";
+      return t("No camera was found on this device. Type the card number below.");
     }
     if (name === "NotReadableError" || name === "AbortError") {
-      return "The camera is busy in another app. Close it and try again, or type the card number below.";
+      return t("The camera is busy in another app. Close it and try again, or type the card number below.");
     }
-    return "The camera could not start (" + (error && error.message ? error.message : name || "unknown error") + "). Type the card number below.";
+    return t("The camera could not start ({error}). Type the card number below.", { error: error && error.message ? error.message : name || "unknown error" });
   }
 
   function startCamera() {
@@ -644,8 +660,8 @@
     if (!navigator.mediaDevices || typeof navigator.mediaDevices.getUserMedia !== "function") {
       say(
         window.isSecureContext
-          ? "This browser cannot use the camera. Type the card number below."
-          : "The camera works only over HTTPS. Type the card number below."
+          ? t("This browser cannot use the camera. Type the card number below.")
+          : t("The camera works only over HTTPS. Type the card number below.")
       );
       el.code.focus();
       return;
@@ -653,7 +669,7 @@
     camera.running = true;
     el.scanStart.disabled = true;
     el.camera.hidden = false; // its Stop button cancels a camera that is slow to start
-    say("Starting the camera\u2026");
+    say(t("Starting the camera\u2026"));
     navigator.mediaDevices
       .getUserMedia({ video: { facingMode: "environment" }, audio: false })
       .then(function (stream) {
@@ -672,7 +688,7 @@
           return;
         }
         camera.decode = decode;
-        say("Point the camera at the QR code on the customer's card.");
+        say(t("Point the camera at the QR code on the customer's card."));
         scanFrame();
       })
       .catch(function (error) {
@@ -694,7 +710,7 @@
         }
         if (text) {
           stopCamera();
-          say("Card scanned.");
+          say(t("Card scanned."));
           if (navigator.vibrate) {
             navigator.vibrate(80);
           }
@@ -732,7 +748,7 @@
   el.scanStart.addEventListener("click", startCamera);
   el.scanStop.addEventListener("click", function () {
     stopCamera();
-    say("Camera stopped.");
+    say(t("Camera stopped."));
   });
   el.lookupForm.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -748,7 +764,7 @@
   document.addEventListener("visibilitychange", function () {
     if (document.hidden && camera.running) {
       stopCamera();
-      say("Camera stopped while the page was hidden.");
+      say(t("Camera stopped while the page was hidden."));
     }
   });
 

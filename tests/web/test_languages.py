@@ -139,3 +139,53 @@ def test_the_console_sign_in_and_navigation_in_russian(
     assert signed.status_code == 303
     home = client.get(signed.location).get_data(as_text=True)
     assert "Дизайн карты" in home and "Выйти" in home
+
+
+def test_every_message_of_the_scanner_script_is_in_the_catalogue() -> None:
+    """The script looks its messages up by their English text: each must be listed (and so
+    extracted and translated), and each listed one must still be used."""
+    import json
+    import re
+
+    from passes.web.scanner_text import SCANNER_TEXT
+
+    script = (ROOT / "static" / "js" / "scanner.js").read_text(encoding="utf-8")
+    calls = re.findall(
+        r'\bt\(\s*((?:result\.replayed \?\s*)?"(?:[^"\\]|\\.)*"(?:\s*:\s*"(?:[^"\\]|\\.)*")?)',
+        script,
+    )
+    used = {
+        json.loads(literal) for call in calls for literal in re.findall(r'"(?:[^"\\]|\\.)*"', call)
+    }
+    used |= set(re.findall(r'amountField\([^)]*"([^"]+)"\)', script))  # passed on to t(what)
+    assert used == set(SCANNER_TEXT)
+
+
+def test_the_scanner_in_russian(client: FlaskClient, db_session: Session) -> None:
+    import json
+    import re
+
+    from passes.web.api.keys import issue_key
+
+    program = make_program(db_session)
+    token = issue_key(db_session, program, role="store", name="till", store=program.stores[0]).token
+    db_session.commit()
+    client.get("/lang/ru")
+    login = client.get("/store/login").get_data(as_text=True)
+    assert "Вход в сканер" in login
+    signed = client.post(
+        "/store/login", data={"csrf_token": csrf_token(client, "/store/login"), "api_key": token}
+    )
+    assert signed.status_code == 303
+    page = client.get("/store").get_data(as_text=True)
+    assert "Сканировать карту" in page and "Записать покупку" in page
+    block = re.search(
+        r'<script type="application/json" id="scanner-text">(.*?)</script>', page, re.S
+    )
+    assert block is not None
+    text = json.loads(block.group(1))
+    assert text["Card scanned."] == "Карта отсканирована."
+    assert text["Earned +{points}"] == "Начислено +{points}"
+    client.get("/lang/en")
+    english = client.get("/store").get_data(as_text=True)
+    assert '<script type="application/json" id="scanner-text">{}</script>' in english
