@@ -31,6 +31,7 @@ from passes.wallet.google.preview import google_card_preview
 from passes.wallet.sample import sample_card_view
 from passes.web.console import CONSOLE_ROLES, console, staff_page
 from passes.web.context import db
+from passes.web.script_text import DESIGNER_TEXT, script_text
 
 TEXT_FIELDS = ("name", "organization_name", "description", "points_label", "terms")
 SUPPORT_FIELDS = ("email", "phone", "website")
@@ -189,5 +190,6 @@ def _page(
         errors=errors,
         image_names=IMAGE_NAMES,
         saved=saved,
+        designer_text=script_text(DESIGNER_TEXT),
     )
     return Response(page, status=status)

@@ -17,7 +17,7 @@ from passes.loyalty.models import ApiKey
 from passes.web.api.keys import KeyRejected, authenticate
 from passes.web.api.till import till
 from passes.web.context import db
-from passes.web.scanner_text import scanner_text
+from passes.web.script_text import SCANNER_TEXT, script_text
 from passes.web.staff_session import STAFF_SESSION_KEY, user_session_lapsed
 
 store = Blueprint("store", __name__, url_prefix="/store")
@@ -112,7 +112,7 @@ def scanner() -> BaseResponse:
             currency=rules.currency,
             minor_digits=_MINOR_DIGITS.get(rules.currency, 2),
             points_as_money=rules.points_as_money is not None,
-            scanner_text=scanner_text(),
+            scanner_text=script_text(SCANNER_TEXT),
         )
     )
     return _no_store(response)

@@ -8,6 +8,17 @@
   if (!form) {
     return;
   }
+  let TEXT = {};
+  try {
+    TEXT = JSON.parse((document.getElementById("designer-text") || {}).textContent || "{}");
+  } catch (ignored) {
+    TEXT = {};
+  }
+  const t = (message, values) =>
+    Object.entries(values || {}).reduce(
+      (text, [name, value]) => text.split("{" + name + "}").join(String(value)),
+      TEXT[message] || message
+    );
   const status = document.getElementById("preview-status");
   const problems = document.getElementById("preview-errors");
   const pictures = {
@@ -39,7 +50,7 @@
 
   async function refresh() {
     const mine = ++generation;
-    status.textContent = "Updating the preview…";
+    status.textContent = t("Updating the preview\u2026");
     const body = new FormData(form);
     try {
       for (const [wallet, picture] of Object.entries(pictures)) {
@@ -53,7 +64,7 @@
         }
         if (response.status === 422) {
           showProblems((await response.json()).errors);
-          status.textContent = "The preview shows the last valid design.";
+          status.textContent = t("The preview shows the last valid design.");
           return;
         }
         if (!response.ok) {
@@ -63,9 +74,9 @@
         picture.dataset.version = String(Number(picture.dataset.version || "0") + 1);
       }
       showProblems([]);
-      status.textContent = "Preview of a sample member's card (not saved yet).";
+      status.textContent = t("Preview of a sample member's card (not saved yet).");
     } catch (error) {
-      status.textContent = "The preview could not be updated: " + error.message;
+      status.textContent = t("The preview could not be updated: {error}", { error: error.message });
     }
   }
 

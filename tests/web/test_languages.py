@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
@@ -141,15 +142,17 @@ def test_the_console_sign_in_and_navigation_in_russian(
     assert "Дизайн карты" in home and "Выйти" in home
 
 
-def test_every_message_of_the_scanner_script_is_in_the_catalogue() -> None:
-    """The script looks its messages up by their English text: each must be listed (and so
+@pytest.mark.parametrize("name", ["scanner", "designer"])
+def test_every_message_of_a_page_script_is_in_the_catalogue(name: str) -> None:
+    """A script looks its messages up by their English text: each must be listed (and so
     extracted and translated), and each listed one must still be used."""
     import json
     import re
 
-    from passes.web.scanner_text import SCANNER_TEXT
+    from passes.web import script_text
 
-    script = (ROOT / "static" / "js" / "scanner.js").read_text(encoding="utf-8")
+    listed = getattr(script_text, f"{name.upper()}_TEXT")
+    script = (ROOT / "static" / "js" / f"{name}.js").read_text(encoding="utf-8")
     calls = re.findall(
         r'\bt\(\s*((?:result\.replayed \?\s*)?"(?:[^"\\]|\\.)*"(?:\s*:\s*"(?:[^"\\]|\\.)*")?)',
         script,
@@ -158,7 +161,7 @@ def test_every_message_of_the_scanner_script_is_in_the_catalogue() -> None:
         json.loads(literal) for call in calls for literal in re.findall(r'"(?:[^"\\]|\\.)*"', call)
     }
     used |= set(re.findall(r'amountField\([^)]*"([^"]+)"\)', script))  # passed on to t(what)
-    assert used == set(SCANNER_TEXT)
+    assert used == set(listed)
 
 
 def test_the_scanner_in_russian(client: FlaskClient, db_session: Session) -> None:

@@ -1,7 +1,7 @@
-"""The scanner script's messages, in the catalogues like the pages' text: the store page puts
-their translations in a JSON block the script reads (``t()`` in ``static/js/scanner.js``;
-``{name}`` marks a value the script puts in). Keep this list and the script in step: the
-suite checks every message the script passes to ``t()`` is here."""
+"""The page scripts' messages, in the catalogues like the pages' text: a page puts their
+translations in a JSON block its script reads (``t()`` in ``static/js/scanner.js`` and
+``designer.js``; ``{name}`` marks a value the script puts in). Keep these lists and the scripts
+in step: the suite checks every message a script passes to ``t()`` is listed."""
 
 from __future__ import annotations
 
@@ -61,7 +61,15 @@ SCANNER_TEXT: tuple[str, ...] = (
 )
 
 
-def scanner_text() -> dict[str, str]:
+DESIGNER_TEXT: tuple[str, ...] = (
+    N_("Updating the preview\u2026"),
+    N_("The preview shows the last valid design."),
+    N_("Preview of a sample member's card (not saved yet)."),
+    N_("The preview could not be updated: {error}"),
+)
+
+
+def script_text(messages: tuple[str, ...]) -> dict[str, str]:
     """English message -> the visitor's language, only where they differ."""
-    translated = {message: gettext(message) for message in SCANNER_TEXT}
+    translated = {message: gettext(message) for message in messages}
     return {english: text for english, text in translated.items() if text != english}
