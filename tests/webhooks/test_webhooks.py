@@ -256,26 +256,15 @@ def test_endpoints_must_be_public_https_addresses(db_session: Session) -> None:
             check_url(url, allow_private=False)
     check_url("https://93.184.215.14/hooks", allow_private=False)  # public: no DNS needed
     program = make_program(db_session)
-    with pytest.raises(EndpointError) as refused:
-        add_endpoint(
-            db_session,
-            program,
-            url="https://127.0.0.1/h",
-            events=["tier.changed"],
-            created_by="a",
-            allow_private=False,
-        )
-    assert refused.value.field == "url"
-    with pytest.raises(EndpointError) as refused:
-        add_endpoint(
-            db_session,
-            program,
-            url="https://93.184.215.14/h",
-            events=["nope"],
-            created_by="a",
-            allow_private=False,
-        )
-    assert refused.value.field == "events"
+    for url, events, field in [
+        ("https://127.0.0.1/h", ["tier.changed"], "url"),
+        ("https://93.184.215.14/h", ["nope"], "events"),
+    ]:
+        with pytest.raises(EndpointError) as refused:
+            add_endpoint(
+                db_session, program, url=url, events=events, created_by="a", allow_private=False
+            )
+        assert refused.value.field == field
 
 
 def test_a_private_address_is_not_reached_when_not_allowed(
