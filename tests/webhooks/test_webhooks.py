@@ -256,7 +256,7 @@ def test_endpoints_must_be_public_https_addresses(db_session: Session) -> None:
             check_url(url, allow_private=False)
     check_url("https://93.184.215.14/hooks", allow_private=False)  # public: no DNS needed
     program = make_program(db_session)
-    for url, events, field in [
+    for url, events, wrong in [
         ("https://127.0.0.1/h", ["tier.changed"], "url"),
         ("https://93.184.215.14/h", ["nope"], "events"),
     ]:
@@ -264,7 +264,7 @@ def test_endpoints_must_be_public_https_addresses(db_session: Session) -> None:
             add_endpoint(
                 db_session, program, url=url, events=events, created_by="a", allow_private=False
             )
-        assert refused.value.field == field
+        assert refused.value.field == wrong
 
 
 def test_a_private_address_is_not_reached_when_not_allowed(
