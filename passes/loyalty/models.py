@@ -44,6 +44,8 @@ class Program(Base):
     icon_image: Mapped[bytes | None] = mapped_column(LargeBinary)
     strip_image: Mapped[bytes | None] = mapped_column(LargeBinary)
     terms: Mapped[str] = mapped_column(Text, default="")
+    # The shop's own fixed labels on the cards: {"tier"|"member"|"card_number": text}.
+    field_labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     support_email: Mapped[str | None] = mapped_column(String(254))
     support_phone: Mapped[str | None] = mapped_column(String(32))
     website: Mapped[str | None] = mapped_column(String(200))

@@ -87,6 +87,7 @@ WATCHED: dict[type, tuple[frozenset[str], Owner]] = {
                 "icon_image",
                 "strip_image",
                 "terms",
+                "field_labels",
                 "support_email",
                 "support_phone",
                 "website",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +24,7 @@ from passes.wallet.apple.images import ImageError, render_pass_images, validate_
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 PREFIX = re.compile(r"^[0-9]{2,6}$")
 IMAGE_NAMES = ("logo", "icon", "strip")
+LABEL_KEYS = ("tier", "member", "card_number")  # the cards' fixed labels a shop may rename
 MAX_STORES = 500
 TOP_LEVEL = {
     "format",
@@ -36,6 +37,7 @@ TOP_LEVEL = {
     "colors",
     "images",
     "terms",
+    "labels",
     "support",
     "stores",
     "rules",
@@ -80,6 +82,7 @@ class ProgramDocument:
     website: str | None
     stores: tuple[StoreSpec, ...]
     rules: ProgramRules
+    field_labels: dict[str, str] = field(default_factory=dict)
 
 
 class _Errors:
@@ -147,6 +150,17 @@ def parse_program_document(data: Any) -> ProgramDocument:
         errors.add("card_prefix", "must be 2 to 6 digits")
     points_label = _text(errors, data, "points_label", "points_label", limit=40, required=False)
     terms = _text(errors, data, "terms", "terms", limit=4000, required=False)
+
+    raw_labels = data.get("labels") or {}
+    field_labels: dict[str, str] = {}
+    if not isinstance(raw_labels, dict):
+        errors.add("labels", "must be an object")
+        raw_labels = {}
+    _unknown(errors, raw_labels, set(LABEL_KEYS), "labels.")
+    for key in LABEL_KEYS:
+        label = _text(errors, raw_labels, key, f"labels.{key}", limit=40, required=False)
+        if label:
+            field_labels[key] = label
 
     colors = data.get("colors") or {}
     chosen: dict[str, str] = {}
@@ -267,6 +281,7 @@ def parse_program_document(data: Any) -> ProgramDocument:
         label_color=chosen["label"],
         images=images,
         terms=terms or "",
+        field_labels=field_labels,
         support_email=email or None,
         support_phone=phone or None,
         website=website or None,
@@ -300,6 +315,7 @@ def export_program(program: Program) -> dict[str, Any]:
             "strip": encoded(program.strip_image),
         },
         "terms": program.terms,
+        "labels": {key: (program.field_labels or {}).get(key) for key in LABEL_KEYS},
         "support": {
             "email": program.support_email,
             "phone": program.support_phone,
@@ -351,6 +367,7 @@ def apply_program_document(session: Session, document: ProgramDocument) -> tuple
     program.icon_image = document.images.get("icon")
     program.strip_image = document.images.get("strip")
     program.terms = document.terms
+    program.field_labels = dict(document.field_labels)
     program.support_email = document.support_email
     program.support_phone = document.support_phone
     program.website = document.website

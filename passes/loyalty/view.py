@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.orm import object_session
 
@@ -20,6 +20,7 @@ def branding_of(program: Program) -> Branding:
         program.design_version,
         (program.logo_image, program.icon_image, program.strip_image),
         program.stores,
+        program.field_labels or {},
     )
 
 
@@ -32,6 +33,7 @@ def branding_of_document(document: ProgramDocument, design_version: int = 0) -> 
         design_version,
         (images.get("logo"), images.get("icon"), images.get("strip")),
         document.stores,
+        document.field_labels,
     )
 
 
@@ -41,6 +43,7 @@ def _branding(
     version: int,
     images: tuple[bytes | None, bytes | None, bytes | None],
     stores: Sequence[Store | StoreSpec],
+    labels: Mapping[str, str],
 ) -> Branding:
     locations = tuple(
         Location(
@@ -70,6 +73,7 @@ def _branding(
         support_phone=source.support_phone,
         website=source.website,
         locations=locations,
+        labels=tuple(sorted((key, text) for key, text in labels.items() if text)),
     )
 
 

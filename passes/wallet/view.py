@@ -49,6 +49,12 @@ class Branding:
     support_phone: str | None
     website: str | None
     locations: tuple[Location, ...]
+    # The shop's own words for the fixed labels ("tier", "member", "card_number"); a label not
+    # given is the standard one, shown in the member's language.
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def label(self, key: str, standard: str) -> str:
+        return dict(self.labels).get(key) or standard
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from passes.accounts.models import StaffUser
 from passes.loyalty.models import ApiKey, Program
 from passes.loyalty.program_document import (
     IMAGE_NAMES,
+    LABEL_KEYS,
     MAX_STORES,
     ProgramDocument,
     ProgramDocumentError,
@@ -103,6 +104,7 @@ def _draft(program: Program) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     for field in TEXT_FIELDS:
         document[field] = form.get(field, "").strip()
     document["colors"] = {key: form.get(f"color_{key}", "").strip() for key in COLOUR_FIELDS}
+    document["labels"] = {key: form.get(f"label_{key}", "").strip() or None for key in LABEL_KEYS}
     document["support"] = {
         key: form.get(f"support_{key}", "").strip() or None for key in SUPPORT_FIELDS
     }

@@ -163,3 +163,39 @@ def test_cli_export_then_import(app: Flask, demo: dict[str, Any], tmp_path: Path
     target.write_text(json.dumps(document), encoding="utf-8")
     imported = runner.invoke(args=["passes", "program", "import", str(target)])
     assert imported.exit_code == 0 and "created program 'zerno-copy'" in imported.output
+
+
+def test_the_shop_may_rename_the_cards_fixed_labels(
+    db_session: Session, demo: dict[str, Any]
+) -> None:
+    from passes.loyalty.view import branding_of
+    from passes.wallet.apple.pass_json import PassIdentity, pass_dict
+    from passes.wallet.google.objects import ImageUrls, loyalty_class, loyalty_object
+    from passes.wallet.sample import sample_card_view
+
+    assert demo["labels"] == {"tier": None, "member": None, "card_number": None}
+    bad = {**copy.deepcopy(demo), "labels": {"tier": "x" * 41, "colour": "Цвет"}}
+    assert set(errors_of(bad)) == {"labels.tier", "labels.colour"}
+
+    renamed = {**copy.deepcopy(demo), "labels": {"member": "Гость", "tier": None}}
+    program, _ = apply_program_document(db_session, parse_program_document(renamed))
+    db_session.commit()
+    assert export_program(program)["labels"] == {
+        "tier": None,
+        "member": "Гость",
+        "card_number": None,
+    }
+    view = sample_card_view(branding_of(program))
+    store_card = pass_dict(view, PassIdentity("pass.x", "TEAM", None))["storeCard"]
+    labels = {f["key"]: f["label"] for area in store_card.values() for f in area}
+    assert (labels["member"], labels["tier"], labels["card_number"]) == (
+        "Гость",
+        "Tier",
+        "Card number",  # the rest stay standard (translated by pass.strings)
+    )
+    urls = ImageUrls(logo="https://x.example/l.png", hero=None)
+    google = loyalty_class(branding_of(program), issuer_id="1", images=urls)
+    assert google["accountNameLabel"] == "Гость"
+    assert "translatedValues" not in google["localizedAccountNameLabel"]  # the shop's own word
+    assert google["localizedAccountIdLabel"]["translatedValues"][0]["value"] == "Номер карты"
+    assert loyalty_object(view, issuer_id="1")["secondaryLoyaltyPoints"]["label"] == "Tier"

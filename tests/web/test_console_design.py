@@ -189,3 +189,19 @@ def test_a_store_with_keys_in_use_cannot_be_dropped_or_renamed_from_the_designer
     assert huge.status_code in (303, 422)  # bounded, whatever it says
     nonsense = client.post(base, data={**form, "store_rows": "many"})
     assert nonsense.status_code == 422  # every store left out: the clerk's is refused
+
+
+def test_the_designer_renames_the_fixed_labels(
+    client: FlaskClient, staff: Staff, db_session: Session
+) -> None:
+    sign_in(client, staff.admin.email)
+    base = f"/console/{staff.program.slug}/design"
+    form = form_of(client, base)
+    assert form["label_member"] == ""  # the standard label until the shop picks one
+    version = staff.program.design_version
+    saved = client.post(base, data={**form, "label_member": "Гость", "label_tier": " "})
+    assert saved.status_code == 303
+    db_session.refresh(staff.program)
+    assert staff.program.field_labels == {"member": "Гость"}
+    assert staff.program.design_version > version  # every card is updated with it
+    assert 'value="Гость"' in client.get(base).get_data(as_text=True)

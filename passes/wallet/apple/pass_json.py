@@ -75,12 +75,14 @@ def _document(
         secondary.append(
             {
                 "key": "tier",
-                "label": "Tier",
+                "label": brand.label("tier", "Tier"),
                 "value": values["tier"],
                 "changeMessage": "Your tier is now %@",
             }
         )
-    secondary.append({"key": "member", "label": "Member", "value": values["member"]})
+    secondary.append(
+        {"key": "member", "label": brand.label("member", "Member"), "value": values["member"]}
+    )
 
     back: list[dict[str, Any]] = []
     for position, offer in enumerate(shape.offers):
@@ -129,7 +131,11 @@ def _document(
             ],
             "secondaryFields": secondary,
             "auxiliaryFields": [
-                {"key": "card_number", "label": "Card number", "value": values["number"]}
+                {
+                    "key": "card_number",
+                    "label": brand.label("card_number", "Card number"),
+                    "value": values["number"],
+                }
             ],
             "backFields": back,
         },

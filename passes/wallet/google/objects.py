@@ -82,10 +82,12 @@ def loyalty_class(
         "programLogo": _image(images.logo, branding.program_name, language),
         "hexBackgroundColor": branding.background_color,
         "reviewStatus": "UNDER_REVIEW",
-        "accountIdLabel": "Card number",
-        "accountNameLabel": "Member",
-        "localizedAccountIdLabel": _localized("Card number", language),
-        "localizedAccountNameLabel": _localized("Member", language),
+        "accountIdLabel": branding.label("card_number", "Card number"),
+        "accountNameLabel": branding.label("member", "Member"),
+        "localizedAccountIdLabel": _localized(
+            branding.label("card_number", "Card number"), language
+        ),
+        "localizedAccountNameLabel": _localized(branding.label("member", "Member"), language),
         "multipleDevicesAndHoldersAllowedStatus": "ONE_USER_ALL_DEVICES",
         "merchantLocations": [
             {"latitude": place.latitude, "longitude": place.longitude}
@@ -161,8 +163,8 @@ def loyalty_object(
         ]
     if view.tier_name:
         body["secondaryLoyaltyPoints"] = {
-            "label": TIER_LABEL,
-            "localizedLabel": _localized(TIER_LABEL, language),
+            "label": view.branding.label("tier", TIER_LABEL),
+            "localizedLabel": _localized(view.branding.label("tier", TIER_LABEL), language),
             "balance": {"string": view.tier_name},
         }
     return body
