@@ -56,6 +56,7 @@ def register_i18n(app: Flask) -> None:
 
     @app.after_request
     def _vary(response: Response) -> Response:
-        response.vary.add("Accept-Language")
-        response.vary.add("Cookie")
+        if response.mimetype == "text/html":  # pages are translated; the APIs' JSON is not
+            response.vary.add("Accept-Language")
+            response.vary.add("Cookie")
         return response
