@@ -163,8 +163,7 @@ def _issue_card(
         created_at=now,
     )
     number = generate_card_number(program.card_prefix)
-    levels = program.tier_levels()
-    entry_tier = levels[0].get("key") if levels else None
+    entry_tier = program.entry_tier()
     card = Card(
         program_id=program.id,
         member=member,

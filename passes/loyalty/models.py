@@ -68,6 +68,11 @@ class Program(Base):
         levels: list[dict[str, Any]] = tiers.get("levels") or []
         return levels
 
+    def entry_tier(self) -> str | None:
+        """The tier a new card starts in: the lowest level (None without tiers)."""
+        levels = self.tier_levels()
+        return levels[0].get("key") if levels else None
+
     def tier_name(self, key: str | None) -> str | None:
         """The display name of tier ``key`` (None for no tier or a tier since removed)."""
         for level in self.tier_levels():

@@ -236,7 +236,6 @@ class _Connection(asyncio.Protocol):
         self.limit = 0  # streams the server allows: none until its SETTINGS arrive
         self.send_window = http2.DEFAULT_WINDOW  # connection-level, for our DATA
         self.stream_window = http2.DEFAULT_WINDOW  # each new stream's (server's setting)
-        self.max_frame_size = http2.DEFAULT_MAX_FRAME_SIZE  # what the server accepts
         self.received_unacknowledged = 0  # DATA bytes read since we last renewed the window
         self.headers_in_progress: tuple[int, int, bytearray] | None = None  # CONTINUATION
         self.settings_received = asyncio.Event()
@@ -421,7 +420,6 @@ class _Connection(asyncio.Protocol):
             elif setting == http2.MAX_FRAME_SIZE:
                 if not http2.DEFAULT_MAX_FRAME_SIZE <= value <= 2**24 - 1:
                     raise http2.ProtocolViolation(http2.PROTOCOL_ERROR, "bad MAX_FRAME_SIZE")
-                self.max_frame_size = value
             elif setting == http2.HEADER_TABLE_SIZE:
                 self.encoder.set_table_size(value)
             elif setting == http2.ENABLE_PUSH and value > 1:

@@ -133,7 +133,7 @@ def detect_changes(session: Session, *, now: datetime | None = None) -> DetectRe
             )
         # A card never seen before: its balance started at 0, its tier at the entry tier.
         if (seen and old_tier != card.tier_key) or (
-            not seen and card.tier_key != _entry_tier(card.program)
+            not seen and card.tier_key != card.program.entry_tier()
         ):
             emit(card, "tier.changed", {"card": card_data(card), "previous_tier": old_tier})
         states.append(
@@ -171,11 +171,6 @@ def _programs_listening_to_cards(session: Session) -> set[int]:
         )
         if {"balance.changed", "tier.changed"} & set(endpoint.events)
     }
-
-
-def _entry_tier(program: Program) -> str | None:
-    levels = program.tier_levels()
-    return levels[0].get("key") if levels else None
 
 
 _DONE = outbox.settled("hooks")

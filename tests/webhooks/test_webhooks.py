@@ -11,7 +11,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -103,6 +103,16 @@ def changed(session: Session, card: Card) -> None:
     session.commit()
 
 
+def one_pending_delivery(session: Session, receiver: Receiver) -> tuple[Program, datetime]:
+    """A program whose endpoint wants balance changes, one card changed, its delivery queued."""
+    program = make_program(session)
+    changed(session, make_card(session, program))
+    endpoint_for(session, program, receiver.url, ["balance.changed"])
+    now = utcnow()
+    detect_changes(session, now=now)
+    return program, now
+
+
 def verify(secret: str, headers: dict[str, str], body: bytes) -> None:
     """What a receiver does with the signature header."""
     parts = dict(item.split("=", 1) for item in headers[SIGNATURE_HEADER].split(","))
@@ -189,11 +199,7 @@ def test_installing_and_removing_a_pass_and_a_sent_campaign(
 def test_failures_are_retried_with_backoff_then_given_up(
     hooks_app: Flask, db_session: Session, receiver: Receiver
 ) -> None:
-    program = make_program(db_session)
-    changed(db_session, make_card(db_session, program))
-    endpoint_for(db_session, program, receiver.url, ["balance.changed"])
-    now = utcnow()
-    detect_changes(db_session, now=now)
+    program, now = one_pending_delivery(db_session, receiver)
     receiver.statuses = [500, 200]
     with requests.Session() as http:
         report = deliver_due(db_session, http, allow_private=True, now=now)
@@ -303,11 +309,7 @@ def test_a_worker_whose_lease_lapsed_does_not_overwrite_the_new_holder(
 ) -> None:
     from passes.webhooks.delivery import LEASE, _Leased, _Outcome, _record
 
-    program = make_program(db_session)
-    changed(db_session, make_card(db_session, program))
-    endpoint_for(db_session, program, receiver.url, ["balance.changed"])
-    now = utcnow()
-    detect_changes(db_session, now=now)
+    _program, now = one_pending_delivery(db_session, receiver)
     delivery = db_session.scalar(select(WebhookDelivery))
     assert delivery is not None
     # Another worker re-leased it after our lease (now + LEASE) ran out.
