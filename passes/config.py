@@ -50,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     "GOOGLE_SERVICE_ACCOUNT_FILE": None,
     "GOOGLE_API_ENDPOINT": "https://walletobjects.googleapis.com",
     "GOOGLE_ORIGINS": None,
+    # Google's root keys that sign the save/delete callbacks (POST PUBLIC_URL/google/callbacks,
+    # announced in every class when PUBLIC_URL is https).
+    "GOOGLE_CALLBACK_KEYS_URL": "https://pay.google.com/gp/m/issuer/keys",
     # Wallet API requests per second for the issuer, shared by every worker process (Google's
     # published default is 20).
     "GOOGLE_RATE_LIMIT": 20.0,

@@ -211,6 +211,7 @@ def _google_issuer(
             public_url=public_url,
             endpoint=str(config["GOOGLE_API_ENDPOINT"]),
             origins=origins,
+            callback_keys_url=str(config["GOOGLE_CALLBACK_KEYS_URL"]),
         ), None
     except ValueError as exc:
         return None, str(exc)

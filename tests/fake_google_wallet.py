@@ -16,6 +16,11 @@ checks, so the real client can be tested against it unchanged:
   3 notifications per pass per 24 h (403 `quotaExceeded`), a per-second request quota (429);
 * and it answers canned 409/429/500/403 errors, shaped like Google's error JSON.
 
+It also plays Google's side of the save/delete callbacks: it publishes root signing keys at
+`/gp/m/issuer/keys` (as pay.google.com does) and `callback()` signs the message Google would POST
+to a class's `callbackOptions.url` when a member saves or deletes an object (`ECv2SigningOnly`:
+root key -> intermediate key -> message, ECDSA P-256, length-prefixed fields).
+
 The server is werkzeug's threaded WSGI server in a background thread; all state is guarded by
 one lock, so several client threads (or worker processes) can use it at once.
 """
@@ -46,8 +51,8 @@ from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -66,6 +71,10 @@ WALLET_SCOPE = "https://www.googleapis.com/auth/wallet_object.issuer"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 API_PREFIX = "/walletobjects/v1/"
 TOKEN_PATH = "/token"
+CALLBACK_KEYS_PATH = "/gp/m/issuer/keys"
+CALLBACK_SENDER_ID = "GooglePayPasses"
+CALLBACK_PROTOCOL = "ECv2SigningOnly"
+CALLBACK_KEYS_MAX_AGE = 3600  # seconds, the Cache-Control of the key list
 GOOGLE_TOKEN_AUDIENCES = (
     "https://oauth2.googleapis.com/token",
     "https://www.googleapis.com/oauth2/v4/token",
@@ -578,6 +587,22 @@ def google_error(
     return {"error": error}
 
 
+def _length_prefixed(*fields: str) -> bytes:
+    """Google's signed bytes: each field's UTF-8 after its length (4 bytes, little-endian)."""
+    return b"".join(len(data).to_bytes(4, "little") + data for data in (f.encode() for f in fields))
+
+
+def _spki_base64(key: ec.EllipticCurvePrivateKey) -> str:
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(der).decode("ascii")
+
+
+def _ecdsa_base64(key: ec.EllipticCurvePrivateKey, data: bytes) -> str:
+    return base64.b64encode(key.sign(data, ec.ECDSA(hashes.SHA256()))).decode("ascii")
+
+
 class FakeGoogleWallet:
     """Context manager: a threaded WSGI server on 127.0.0.1:<free port>, in a background thread.
 
@@ -617,6 +642,13 @@ class FakeGoogleWallet:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
+        # Google's root key for the save/delete callbacks (``callback_root_keys`` may be
+        # replaced to publish others, e.g. an expired one, or a rotation).
+        self.callback_root_key = ec.generate_private_key(ec.SECP256R1())
+        self.callback_root_keys: list[tuple[ec.EllipticCurvePrivateKey, float]] = [
+            (self.callback_root_key, time.time() + 7 * 24 * 3600)
+        ]
+        self.callback_key_requests = 0
         self._validator = schema_validator()
         self._lock = threading.Lock()
         self.requests: list[Recorded] = []
@@ -706,6 +738,11 @@ class FakeGoogleWallet:
     @property
     def token_uri(self) -> str:
         return f"{self.base_url}{TOKEN_PATH}"
+
+    @property
+    def callback_keys_url(self) -> str:
+        """Where the fake publishes its callback root keys (Google's is pay.google.com)."""
+        return f"{self.base_url}{CALLBACK_KEYS_PATH}"
 
     @property
     def api_url(self) -> str:
@@ -904,6 +941,98 @@ class FakeGoogleWallet:
             raise ValueError("; ".join(map(str, problems)))
         return claims
 
+    # -- save/delete callbacks -------------------------------------------------------------------
+
+    def callback_keys_document(self) -> dict[str, Any]:
+        """The published root key list, in Google's shape (keyExpiration in ms, as a string)."""
+        return {
+            "keys": [
+                {
+                    "keyValue": _spki_base64(key),
+                    "protocolVersion": CALLBACK_PROTOCOL,
+                    "keyExpiration": str(int(expires * 1000)),
+                }
+                for key, expires in self.callback_root_keys
+            ]
+        }
+
+    def callback(
+        self,
+        object_id: str,
+        event_type: str,
+        *,
+        nonce: str | None = None,
+        expires_in: float = 3600.0,
+        intermediate_expires_in: float = 86400.0,
+        root_key: ec.EllipticCurvePrivateKey | None = None,
+        recipient_id: str | None = None,
+    ) -> tuple[str, bytes]:
+        """What Google POSTs when a member saves (``save``) or deletes (``del``) ``object_id``:
+        the class's ``callbackOptions.url`` and the signed body. The object and its class must
+        have been written here, and the class must name an https callback URL (ValueError
+        otherwise). The keyword arguments let a test make what Google would not."""
+        if event_type not in ("save", "del"):
+            raise ValueError("event_type is save or del")
+        with self._lock:
+            stored = self.objects.get(object_id)
+            klass = self.classes.get(str(stored.get("classId"))) if stored else None
+        if stored is None or klass is None:
+            raise ValueError(f"{object_id!r} (or its class) was never written here")
+        url = (klass.get("callbackOptions") or {}).get("url")
+        if not isinstance(url, str) or not url.startswith("https://"):
+            raise ValueError(f"class {klass['id']!r} names no https callbackOptions.url: {url!r}")
+        now = time.time()
+        intermediate = ec.generate_private_key(ec.SECP256R1())
+        signed_key = json.dumps(
+            {
+                "keyValue": _spki_base64(intermediate),
+                "keyExpiration": str(int((now + intermediate_expires_in) * 1000)),
+            }
+        )
+        message = json.dumps(
+            {
+                "classId": klass["id"],
+                "objectId": object_id,
+                "expTimeMillis": int((now + expires_in) * 1000),
+                "eventType": event_type,
+                "nonce": nonce or secrets.token_hex(16),
+            }
+        )
+        root = root_key or self.callback_root_key
+        body = {
+            "signature": _ecdsa_base64(
+                intermediate,
+                _length_prefixed(
+                    CALLBACK_SENDER_ID,
+                    recipient_id or self.issuer_id,
+                    CALLBACK_PROTOCOL,
+                    message,
+                ),
+            ),
+            "intermediateSigningKey": {
+                "signedKey": signed_key,
+                "signatures": [
+                    _ecdsa_base64(
+                        root, _length_prefixed(CALLBACK_SENDER_ID, CALLBACK_PROTOCOL, signed_key)
+                    )
+                ],
+            },
+            "protocolVersion": CALLBACK_PROTOCOL,
+            "signedMessage": message,
+        }
+        return url, json.dumps(body).encode()
+
+    def _callback_keys(self, request: Request) -> Response:
+        with self._lock:
+            self.callback_key_requests += 1
+        if request.method != "GET":
+            return _json_response(405, google_error(405, "badRequest", "GET only"))
+        response = Response(
+            json.dumps(self.callback_keys_document()), 200, content_type="application/json"
+        )
+        response.headers["Cache-Control"] = f"public, max-age={CALLBACK_KEYS_MAX_AGE}"
+        return response
+
     # -- WSGI -------------------------------------------------------------------------------------
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -911,6 +1040,8 @@ class FakeGoogleWallet:
         try:
             if request.path == TOKEN_PATH:
                 response = self._token_endpoint(request)
+            elif request.path == CALLBACK_KEYS_PATH:
+                response = self._callback_keys(request)
             else:
                 response = self._api(request)
         except Exception:  # a bug in the fake: make it visible
@@ -1318,6 +1449,17 @@ class FakeGoogleWallet:
                         f"{review!r} cannot be set by an issuer: send UNDER_REVIEW (or DRAFT)",
                         f"Invalid value at 'loyaltyClass.reviewStatus': {review} cannot be set; "
                         "only draft or underReview may be.",
+                    )
+                )
+            callback = body.get("callbackOptions")
+            url = callback.get("url") if isinstance(callback, dict) else None
+            if url is not None and not (isinstance(url, str) and url.startswith("https://")):
+                out.append(
+                    Violation(
+                        "loyaltyClass.callbackOptions.url",
+                        f"the callback URL must be https: {url!r}",
+                        "Invalid value at 'loyaltyClass.callbackOptions.url': the URL should "
+                        "be hosted on HTTPS.",
                     )
                 )
             logo = body.get("programLogo")

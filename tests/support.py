@@ -103,6 +103,7 @@ def google_settings(fake: Any, key_file: Any) -> dict[str, object]:
         "GOOGLE_ISSUER_ID": fake.issuer_id,
         "GOOGLE_SERVICE_ACCOUNT_FILE": str(key_file),
         "GOOGLE_API_ENDPOINT": fake.base_url,
+        "GOOGLE_CALLBACK_KEYS_URL": fake.callback_keys_url,
         "GOOGLE_SYNC_THREADS": 1,  # sessions share the test's one connection
         "GOOGLE_RATE_LIMIT": 1000,
     }

@@ -123,15 +123,15 @@ def overview(session: Session, program: Program, *, now: datetime | None = None)
         )
         or 0
     )
-    in_google = (
-        session.scalar(
-            select(func.count())
-            .select_from(GoogleObject)
-            .join(Card, Card.id == GoogleObject.card_id)
-            .where(Card.program_id == program.id)
+    offered_google, in_google = session.execute(
+        select(
+            func.count(),
+            func.count(case((GoogleObject.in_wallet.is_(True), 1))),
         )
-        or 0
-    )
+        .select_from(GoogleObject)
+        .join(Card, Card.id == GoogleObject.card_id)
+        .where(Card.program_id == program.id)
+    ).one()
     recent = and_(Purchase.program_id == program.id, Purchase.created_at >= since)
     active, purchases, paid = session.execute(
         select(
@@ -168,7 +168,8 @@ def overview(session: Session, program: Program, *, now: datetime | None = None)
     rows: list[list[Any]] = [
         ["members", members],
         ["cards_in_apple_wallet", in_apple],
-        ["cards_offered_to_google_wallet", in_google],
+        ["cards_in_google_wallet", int(in_google)],
+        ["cards_offered_to_google_wallet", int(offered_google)],
         [f"active_members_{ACTIVE_DAYS}_days", active],
         [f"purchases_{ACTIVE_DAYS}_days", purchases],
         [f"purchases_per_active_member_{ACTIVE_DAYS}_days", frequency],

@@ -124,7 +124,10 @@ def segment_condition(
         condition = Card.id.in_(spenders)
     else:  # wallet
         apple = exists().where(AppleRegistration.card_id == Card.id)
-        google = exists().where(GoogleObject.card_id == Card.id)
+        # Offered to Google Wallet and not deleted there (as far as Google's callbacks tell).
+        google = exists().where(
+            GoogleObject.card_id == Card.id, GoogleObject.in_wallet.is_not(False)
+        )
         wallet = segment["wallet"]
         condition = (
             apple

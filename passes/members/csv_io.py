@@ -172,21 +172,16 @@ def export_rows(session: Session, program: Program) -> Iterator[list[str]]:
         .correlate(Card)
         .scalar_subquery()
     )
-    in_google = (
-        select(func.count())
-        .where(GoogleObject.card_id == Card.id)
-        .correlate(Card)
-        .scalar_subquery()
-    )
     statement = (
-        select(Card, devices, in_google)
+        select(Card, devices, GoogleObject.card_id, GoogleObject.in_wallet)
+        .outerjoin(GoogleObject, GoogleObject.card_id == Card.id)
         .join(Card.member)
         .options(contains_eager(Card.member))
         .where(Card.program_id == program.id)
         .order_by(Card.id)
         .execution_options(yield_per=1000)
     )
-    for card, device_count, google_count in session.execute(statement):
+    for card, device_count, google_object, in_google in session.execute(statement):
         member = card.member
         yield [
             defuse(value)
@@ -201,9 +196,16 @@ def export_rows(session: Session, program: Program) -> Iterator[list[str]]:
                 str(card.lifetime_spend),
                 card.created_at.isoformat(),
                 str(device_count),
-                "yes" if google_count else "no",
+                _google_wallet(google_object is not None, in_google),
             )
         ]
+
+
+def _google_wallet(offered: bool, in_wallet: bool | None) -> str:
+    """saved / deleted (as Google's callbacks said), offered (no word from Google), or no."""
+    if not offered:
+        return "no"
+    return {True: "saved", False: "deleted", None: "offered"}[in_wallet]
 
 
 def export_csv(session: Session, program: Program) -> Iterator[str]:

@@ -70,12 +70,22 @@ class Device:
 
 
 @dataclass(frozen=True)
+class GoogleStatus:
+    """The card's Google Wallet object, and what Google's callbacks last said of it."""
+
+    object_id: str
+    in_wallet: bool | None  # True saved, False deleted, None no word from Google
+    saved_at: datetime | None
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True)
 class MemberRecord:
     card: Card
     ledger: list[LedgerEntry]  # newest first, at most LEDGER_SHOWN
     entries: int  # all of them
     apple_devices: list[Device]
-    google_object: str | None  # the Google Wallet object id, if the card was offered there
+    google: GoogleStatus | None  # None: the card was never offered to Google Wallet
 
 
 def find_card(session: Session, program: Program, number: str) -> Card | None:
@@ -108,5 +118,10 @@ def record(session: Session, card: Card) -> MemberRecord:
             .order_by(AppleRegistration.created_at)
         )
     ]
-    google = session.scalar(select(GoogleObject.object_id).where(GoogleObject.card_id == card.id))
+    known = session.get(GoogleObject, card.id)
+    google = (
+        GoogleStatus(known.object_id, known.in_wallet, known.saved_at, known.deleted_at)
+        if known is not None
+        else None
+    )
     return MemberRecord(card, ledger, entries or 0, devices, google)

@@ -86,12 +86,16 @@ class GoogleDeliveryReport:
 
 
 def forget_cards_without_objects(session: Session) -> None:
-    """Pending Google updates of cards nobody saved to Google Wallet: nothing to update there."""
+    """Pending Google updates of cards nobody saved to Google Wallet, or whose member deleted
+    them there (Google said so): nothing to keep current. Asking for the save link again
+    brings the object up to date first."""
     session.execute(
         update(WalletUpdate)
         .where(
             WalletUpdate.google_pending,
-            ~exists().where(GoogleObject.card_id == WalletUpdate.card_id),
+            ~exists().where(
+                GoogleObject.card_id == WalletUpdate.card_id, GoogleObject.in_wallet.is_not(False)
+            ),
         )
         .values(google_pending=False, google_not_before=None, google_attempts=0)
         .execution_options(synchronize_session=False)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -74,6 +75,23 @@ class GoogleObject(Base):
     sent_body: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What Google's save/delete callbacks last said: True saved, False deleted, None no word
+    # yet (callbacks need an https PUBLIC_URL). ``event_expires_at`` is that callback's expiry,
+    # which orders callbacks that arrive out of order.
+    in_wallet: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    saved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    event_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class GoogleCallbackNonce(Base):
+    """A save/delete callback already applied: Google may deliver one twice. Kept until the
+    message expires (a replay after that fails its expiry check anyway)."""
+
+    __tablename__ = "google_callback_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class GoogleNotification(Base):

@@ -27,6 +27,7 @@ def register_web(app: Flask) -> None:
     from passes.web.api.openapi import docs
     from passes.web.api.till import till
     from passes.web.console import console
+    from passes.web.google_callbacks import google_callbacks
     from passes.web.passkit import passkit
     from passes.web.public import public
     from passes.web.store import store
@@ -37,9 +38,11 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(console)
     app.register_blueprint(docs)
     app.register_blueprint(passkit)
+    app.register_blueprint(google_callbacks)
     # Token-authenticated JSON: no cookies, so no CSRF tokens.
     app.extensions["csrf"].exempt(till)
     app.extensions["csrf"].exempt(passkit)  # devices authenticate with the pass token
+    app.extensions["csrf"].exempt(google_callbacks)  # Google signs its messages
     app.teardown_appcontext(close_db)
 
     @app.get("/healthz")

@@ -47,16 +47,17 @@
   draw("wallets-chart", {
     type: "bar",
     data: {
-      labels: ["members", "Apple Wallet", "Google Wallet"],
+      labels: ["members", "Apple Wallet", "Google Wallet", "offered to Google"],
       datasets: [
         {
           label: "cards",
           data: [
             overview.members,
             overview.cards_in_apple_wallet,
+            overview.cards_in_google_wallet,
             overview.cards_offered_to_google_wallet,
           ],
-          backgroundColor: ["#57606a", "#000000", "#1a73e8"],
+          backgroundColor: ["#57606a", "#000000", "#1a73e8", "#8ab4f8"],
         },
       ],
     },

@@ -55,4 +55,4 @@ def test_a_record_holds_the_ledger_newest_first_and_the_wallets(db_session: Sess
     found = record(db_session, card)
     assert found.entries == len(found.ledger) >= 2
     assert [(e.points, e.reason) for e in found.ledger[:2]] == [(-2, "typo"), (5, "goodwill")]
-    assert found.apple_devices == [] and found.google_object is None
+    assert found.apple_devices == [] and found.google is None

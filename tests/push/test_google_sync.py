@@ -4,11 +4,9 @@ discovery document): the save link, then balance, tier and offer changes reachin
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,11 +14,10 @@ import pytest
 from fake_google_wallet import FakeGoogleWallet
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from factories import make_card, make_program
-from passes import create_app
 from passes.db import utcnow
 from passes.jobs import google_service
 from passes.loyalty.ledger import adjust
@@ -29,51 +26,10 @@ from passes.loyalty.view import card_view
 from passes.push.google_sender import GoogleSender
 from passes.push.models import GoogleNotification, GoogleObject
 from passes.state import AppState
-from passes.wallet.apple.devcerts import DevChain
 from passes.wallet.google.save_link import SAVE_URL
 from passes.wallet.view import CardView, Offer
-from support import app_config, google_settings, join_test_transaction
 
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Fails the test if anything (google-auth included) looks up a host that is not loopback."""
-    looked_up: list[str] = []
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        looked_up.append(str(host))
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield looked_up
-    assert set(looked_up) <= {"127.0.0.1", "localhost", "::1"}, looked_up
-
-
-@pytest.fixture
-def google() -> Iterator[FakeGoogleWallet]:
-    with FakeGoogleWallet() as fake:
-        yield fake
-        assert fake.errors == []  # nothing we sent broke Google's schema
-
-
-@pytest.fixture
-def google_app(
-    dev_chain: DevChain,
-    database_url: str,
-    connection: Connection,
-    tmp_path: Path,
-    google: FakeGoogleWallet,
-) -> Iterator[Flask]:
-    settings = google_settings(google, tmp_path / "service-account.json")
-    app = create_app(app_config(dev_chain, database_url, **settings))
-    app.instance_path = str(tmp_path)
-    state: AppState = app.extensions["passes"]
-    join_test_transaction(state, connection)
-    yield app
-    service = google_service(app)
-    if service is not None:
-        service.close()
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 
 @pytest.fixture

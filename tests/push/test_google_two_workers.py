@@ -43,6 +43,7 @@ def test_two_workers_patch_each_card_once_within_the_shared_rate(
                 card_view(make_card(session, program)).branding,
                 issuer_id=google.issuer_id,
                 images=images,
+                callback_url="https://loyalpass.test/google/callbacks",
             )
             google.classes[class_body["id"]] = class_body
             for _ in range(CARDS):

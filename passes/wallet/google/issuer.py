@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from passes.wallet.google.callback_keys import DEFAULT_KEYS_URL, RootKeySource
 from passes.wallet.google.client import DEFAULT_ENDPOINT, WalletApi
 from passes.wallet.google.objects import (
     ImageUrls,
@@ -21,6 +22,9 @@ from passes.wallet.google.save_link import ServiceAccount, save_jwt, save_url
 from passes.wallet.view import Branding, CardView
 
 __all__ = ["GoogleIssuer", "load_service_account"]
+
+#: Where Google posts save and delete callbacks, under PUBLIC_URL.
+CALLBACK_PATH = "/google/callbacks"
 
 #: Clicking "Add to Google Wallet" waits for at most one quick try; the sender retries patiently.
 INTERACTIVE_TIMEOUT = 5.0
@@ -54,6 +58,16 @@ class GoogleIssuer:
     origins: tuple[str, ...]
     service_account_info: dict[str, Any] = field(repr=False)  # holds the private key
     endpoint: str = DEFAULT_ENDPOINT
+    # Google's root keys that sign the save/delete callbacks.
+    callback_keys: RootKeySource = field(default_factory=RootKeySource, repr=False)
+
+    @property
+    def callback_url(self) -> str | None:
+        """Where Google reports saves and deletions; None unless PUBLIC_URL is https (Google
+        calls https addresses only)."""
+        if not self.public_url.startswith("https://"):
+            return None
+        return f"{self.public_url}{CALLBACK_PATH}"
 
     @classmethod
     def create(
@@ -64,6 +78,7 @@ class GoogleIssuer:
         public_url: str,
         endpoint: str = DEFAULT_ENDPOINT,
         origins: tuple[str, ...] = (),
+        callback_keys_url: str = DEFAULT_KEYS_URL,
     ) -> GoogleIssuer:
         if not issuer_id.isdigit():
             raise ValueError(
@@ -81,6 +96,7 @@ class GoogleIssuer:
             origins=origins or (public_url.rstrip("/"),),
             service_account_info=service_account_info,
             endpoint=endpoint,
+            callback_keys=RootKeySource(callback_keys_url),
         )
 
     def new_api(self, before_request: Callable[[], None] | None = None) -> WalletApi:
@@ -97,7 +113,12 @@ class GoogleIssuer:
         return ImageUrls(logo=f"{base}/logo.png{version}", hero=f"{base}/hero.png{version}")
 
     def class_body(self, branding: Branding) -> dict[str, Any]:
-        return loyalty_class(branding, issuer_id=self.issuer_id, images=self.image_urls(branding))
+        return loyalty_class(
+            branding,
+            issuer_id=self.issuer_id,
+            images=self.image_urls(branding),
+            callback_url=self.callback_url,
+        )
 
     def object_body(self, view: CardView) -> dict[str, Any]:
         program = view.branding.program_key

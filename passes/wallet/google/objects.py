@@ -69,10 +69,16 @@ def _image(uri: str, description: str, language: str) -> dict[str, Any]:
 
 
 def loyalty_class(
-    branding: Branding, *, issuer_id: str, images: ImageUrls, language: str = "en"
+    branding: Branding,
+    *,
+    issuer_id: str,
+    images: ImageUrls,
+    language: str = "en",
+    callback_url: str | None = None,
 ) -> dict[str, Any]:
     """The program's class. ``reviewStatus`` is ``UNDER_REVIEW`` on every write, as Google asks
-    (a class left in ``DRAFT`` cannot carry objects)."""
+    (a class left in ``DRAFT`` cannot carry objects). With ``callback_url`` Google tells us when a
+    member saves or deletes one of the class's objects."""
     body: dict[str, Any] = {
         "id": class_id(issuer_id, branding.program_key),
         "issuerName": branding.organization_name,
@@ -94,6 +100,8 @@ def loyalty_class(
             for place in branding.locations[:MAX_LOCATIONS]
         ],
     }
+    if callback_url is not None:
+        body["callbackOptions"] = {"url": callback_url}
     if images.hero is not None:
         body["heroImage"] = _image(images.hero, branding.program_name, language)
     if branding.website:
