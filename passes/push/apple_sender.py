@@ -25,6 +25,7 @@ from passes.loyalty.models import WalletUpdate
 from passes.push import outbox
 from passes.push.apns import PushResult
 from passes.push.models import AppleDevice, AppleRegistration
+from passes.webhooks.events import card_installed
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,8 @@ def _release(session: Session, card_ids: list[int], not_before: datetime) -> Non
 
 def _remove_dead_tokens(session: Session, results: list[PushResult]) -> int:
     """410: drop the token's devices unless they registered again after APNs's timestamp.
-    400 BadDeviceToken: drop them. Their registrations go with them (cascade)."""
+    400 BadDeviceToken: drop them. Their registrations go with them (cascade), each announced
+    as ``card.removed`` as if the device had unregistered the pass itself."""
     removed = 0
     for result in results:
         if result.status == 410:
@@ -170,5 +172,12 @@ def _remove_dead_tokens(session: Session, results: list[PushResult]) -> int:
             condition = AppleDevice.push_token == result.token
         else:
             continue
+        held = session.scalars(
+            select(AppleRegistration.card_id)
+            .join(AppleDevice, AppleDevice.id == AppleRegistration.device_id)
+            .where(condition)
+        ).all()
         removed += session.execute(delete(AppleDevice).where(condition)).rowcount or 0  # type: ignore[attr-defined]
+        for card_id in held:
+            card_installed(session, card_id, "apple", installed=False)
     return removed

@@ -28,6 +28,8 @@ from passes.push.apple_sender import LEASE, deliver_apple_updates
 from passes.push.models import AppleDevice
 from passes.push.service import ApplePushService, apns_client_factory
 from passes.web.api.keys import issue_key
+from passes.webhooks.endpoints import add_endpoint
+from passes.webhooks.models import WebhookDelivery
 from support import PASS_TYPE_IDENTIFIER
 
 RULES = {"currency": "RUB", "earning": {"points": 1, "per_amount": 100}}
@@ -183,6 +185,14 @@ def test_410_removes_the_device_unless_it_registered_again_later(
 ) -> None:
     client = push_app.test_client()
     old, fresh = make_card(db_session, program), make_card(db_session, program)
+    add_endpoint(
+        db_session,
+        program,
+        url="http://127.0.0.1:9/hooks",  # queued only
+        events=["card.removed"],
+        created_by="admin@example.com",
+        allow_private=True,
+    )
     db_session.commit()
     old_token, fresh_token = token_hex(), token_hex()
     register(client, old, "device-old", old_token)
@@ -196,6 +206,12 @@ def test_410_removes_the_device_unless_it_registered_again_later(
     devices = db_session.scalars(select(AppleDevice.library_identifier)).all()
     assert devices == ["device-fresh"]
     assert pending(db_session) == {}
+    # The shop hears of it as if the device had unregistered: once, for the old card only.
+    removed = db_session.scalars(select(WebhookDelivery)).all()
+    assert [(d.event_type, d.payload["data"]["card"]["number"]) for d in removed] == [
+        ("card.removed", old.number)
+    ]
+    assert removed[0].payload["data"]["wallet"] == "apple"
 
 
 def test_bad_device_token_removes_the_device(
