@@ -993,8 +993,9 @@ class FakeGoogleWallet:
             {
                 "classId": klass["id"],
                 "objectId": object_id,
-                "expTimeMillis": int((now + expires_in) * 1000),
                 "eventType": event_type,
+                "expTimeMillis": int((now + expires_in) * 1000),
+                "count": 1,  # Google sends it too; not documented, not relied on
                 "nonce": nonce or secrets.token_hex(16),
             }
         )
