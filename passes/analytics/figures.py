@@ -4,6 +4,9 @@ console can draw it and offer it as CSV from the same data.
 Days are the program's own (its time zone), not UTC: a shop's "Monday" ends at its midnight.
 Each daily series is one pass over the period's rows with a bucket per day, so it reads the
 same on SQLite and PostgreSQL and needs no date functions of either. Money is in minor units.
+
+Column names, overview keys and values are machine-readable English (the CSV keeps them); a
+table's title is marked for translation, and the web layer labels the rest for its page.
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ from passes.loyalty.models import Card, LedgerEntry, Program, Purchase
 from passes.marketing.campaigns import progress
 from passes.marketing.models import Campaign
 from passes.push.models import AppleRegistration, GoogleObject
+from passes.text import N_, Text
 
 DAYS = 30
 ACTIVE_DAYS = 30
+NO_TIER = N_("no tier")  # the tiers table's row of cards without a tier
 
 
 @dataclass(frozen=True)
 class Table:
     name: str  # also the CSV file's name
-    title: str
+    title: Text
     columns: list[str]
     rows: list[list[Any]]
 
@@ -100,7 +105,7 @@ def daily(
         )
     return Table(
         "daily",
-        f"Per day (last {days} days, {zone.key})",
+        Text(N_("Per day (last %(days)s days, %(zone)s)"), {"days": days, "zone": zone.key}),
         ["day", "joined", "members", "purchases", "paid", "average_check"],
         rows,
     )
@@ -179,7 +184,7 @@ def overview(session: Session, program: Program, *, now: datetime | None = None)
         ["points_expired", int(expired)],
         ["points_outstanding", int(outstanding or 0)],
     ]
-    return Table("overview", "Overview", ["figure", "value"], rows)
+    return Table("overview", Text(N_("Overview")), ["figure", "value"], rows)
 
 
 def tiers(session: Session, program: Program) -> Table:
@@ -195,8 +200,8 @@ def tiers(session: Session, program: Program) -> Table:
     for level in program.tier_levels():
         rows.append([level.get("name") or level.get("key"), counts.pop(level.get("key"), 0)])
     for key, count in sorted(counts.items(), key=lambda item: str(item[0])):
-        rows.append([key or "no tier", count])
-    return Table("tiers", "Members per tier", ["tier", "members"], rows)
+        rows.append([key or NO_TIER, count])
+    return Table("tiers", Text(N_("Members per tier")), ["tier", "members"], rows)
 
 
 def campaigns(session: Session, program: Program) -> Table:
@@ -221,7 +226,7 @@ def campaigns(session: Session, program: Program) -> Table:
         )
     return Table(
         "campaigns",
-        "Campaigns",
+        Text(N_("Campaigns")),
         ["campaign", "status", "send_at", "targeted", "delivered", "queued"],
         rows,
     )

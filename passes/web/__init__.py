@@ -8,6 +8,7 @@ from flask import Flask, Response, render_template, request
 
 from passes.web.api.problems import problem_response
 from passes.web.context import app_state, close_db
+from passes.web.labels import label
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -44,6 +45,7 @@ def register_web(app: Flask) -> None:
     app.extensions["csrf"].exempt(passkit)  # devices authenticate with the pass token
     app.extensions["csrf"].exempt(google_callbacks)  # Google signs its messages
     app.teardown_appcontext(close_db)
+    app.jinja_env.globals["label"] = label  # a stored value's words in the page's language
 
     @app.get("/healthz")
     def healthz() -> Response:

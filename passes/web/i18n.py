@@ -9,8 +9,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, redirect, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, gettext
 from werkzeug.wrappers import Response as BaseResponse
+
+from passes.text import Text
 
 LANGUAGES = ("en", "ru")
 COOKIE = "lang"
@@ -45,10 +47,23 @@ def choose(code: str) -> BaseResponse:
     return response
 
 
+def translate(text: Text | str) -> str:
+    """A message of the domain (marked with ``N_``, or a :class:`Text` with its values) in the
+    visitor's language; a message not in the catalogues stays as it is."""
+    if isinstance(text, Text):
+        values = {
+            name: translate(value) if isinstance(value, Text) else value
+            for name, value in text.values.items()
+        }
+        return str(gettext(text.message, **values))
+    return gettext(text) if text else text
+
+
 def register_i18n(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     Babel(app, locale_selector=select_locale)
     app.register_blueprint(languages)
+    app.jinja_env.filters["translate"] = translate
 
     @app.context_processor
     def _languages() -> dict[str, object]:

@@ -1,7 +1,8 @@
 """The page scripts' messages, in the catalogues like the pages' text: a page puts their
-translations in a JSON block its script reads (``t()`` in ``static/js/scanner.js`` and
-``designer.js``; ``{name}`` marks a value the script puts in). Keep these lists and the scripts
-in step: the suite checks every message a script passes to ``t()`` is listed."""
+translations in a JSON block its script reads (``t()`` in ``static/js/scanner.js``,
+``designer.js`` and ``analytics.js``; ``{name}`` marks a value the script puts in). Keep these
+lists and the scripts in step: the suite checks every message a script passes to ``t()`` is
+listed."""
 
 from __future__ import annotations
 
@@ -66,6 +67,18 @@ DESIGNER_TEXT: tuple[str, ...] = (
     N_("The preview shows the last valid design."),
     N_("Preview of a sample member's card (not saved yet)."),
     N_("The preview could not be updated: {error}"),
+)
+
+
+# The analytics charts' legends and axis labels (the tables share these words).
+ANALYTICS_TEXT: tuple[str, ...] = (
+    N_("Members in all"),
+    N_("New members"),
+    N_("Purchases"),
+    N_("Cards"),
+    N_("Offered to Google"),
+    N_("Reach"),
+    N_("Delivered"),
 )
 
 

@@ -1,5 +1,7 @@
 // Draws the analytics page's charts from the figures it carries as JSON (the same tables the page
-// shows and offers as CSV). Each canvas gets data-drawn="true" once its chart is drawn.
+// shows and offers as CSV). Each canvas gets data-drawn="true" once its chart is drawn. The
+// charts' words are looked up by their English text in the translations the page hands over
+// (passes/web/script_text.py, ANALYTICS_TEXT).
 "use strict";
 
 (function () {
@@ -7,6 +9,13 @@
   if (!source || typeof Chart === "undefined") {
     return;
   }
+  let TEXT = {};
+  try {
+    TEXT = JSON.parse((document.getElementById("analytics-text") || {}).textContent || "{}");
+  } catch (ignored) {
+    TEXT = {};
+  }
+  const t = (message) => TEXT[message] || message;
   const figures = JSON.parse(source.textContent);
   const column = (table, name) => {
     const index = table.columns.indexOf(name);
@@ -30,8 +39,8 @@
     data: {
       labels: days,
       datasets: [
-        { label: "members", data: column(figures.daily, "members"), borderColor: "#1f6feb" },
-        { label: "joined", data: column(figures.daily, "joined"), borderColor: "#2da44e" },
+        { label: t("Members in all"), data: column(figures.daily, "members"), borderColor: "#1f6feb" },
+        { label: t("New members"), data: column(figures.daily, "joined"), borderColor: "#2da44e" },
       ],
     },
   });
@@ -40,17 +49,17 @@
     data: {
       labels: days,
       datasets: [
-        { label: "purchases", data: column(figures.daily, "purchases"), backgroundColor: "#bf8700" },
+        { label: t("Purchases"), data: column(figures.daily, "purchases"), backgroundColor: "#bf8700" },
       ],
     },
   });
   draw("wallets-chart", {
     type: "bar",
     data: {
-      labels: ["members", "Apple Wallet", "Google Wallet", "offered to Google"],
+      labels: [t("Members in all"), "Apple Wallet", "Google Wallet", t("Offered to Google")],
       datasets: [
         {
-          label: "cards",
+          label: t("Cards"),
           data: [
             overview.members,
             overview.cards_in_apple_wallet,
@@ -80,8 +89,8 @@
     data: {
       labels: column(figures.campaigns, "campaign"),
       datasets: [
-        { label: "targeted", data: column(figures.campaigns, "targeted"), backgroundColor: "#8c959f" },
-        { label: "delivered", data: column(figures.campaigns, "delivered"), backgroundColor: "#2da44e" },
+        { label: t("Reach"), data: column(figures.campaigns, "targeted"), backgroundColor: "#8c959f" },
+        { label: t("Delivered"), data: column(figures.campaigns, "delivered"), backgroundColor: "#2da44e" },
       ],
     },
     options: { indexAxis: "y" },

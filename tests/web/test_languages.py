@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from factories import make_card, make_program
 from passes.web.i18n import TRANSLATIONS
 from support import csrf_token
+from web_staff import Staff, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,7 +143,7 @@ def test_the_console_sign_in_and_navigation_in_russian(
     assert "Дизайн карты" in home and "Выйти" in home
 
 
-@pytest.mark.parametrize("name", ["scanner", "designer"])
+@pytest.mark.parametrize("name", ["scanner", "designer", "analytics"])
 def test_every_message_of_a_page_script_is_in_the_catalogue(name: str) -> None:
     """A script looks its messages up by their English text: each must be listed (and so
     extracted and translated), and each listed one must still be used."""
@@ -192,3 +193,48 @@ def test_the_scanner_in_russian(client: FlaskClient, db_session: Session) -> Non
     client.get("/lang/en")
     english = client.get("/store").get_data(as_text=True)
     assert '<script type="application/json" id="scanner-text">{}</script>' in english
+
+
+def test_the_analytics_page_in_russian_and_its_csv_in_english(
+    client: FlaskClient, staff: Staff
+) -> None:
+    """The page labels its tables and charts in the visitor's language; the figures the charts
+    read keep their keys, and the CSV keeps the machine-readable English names."""
+    import csv
+    import json
+    import re
+
+    sign_in(client, staff.marketer.email)
+    base = f"/console/{staff.program.slug}/analytics"
+    russian = client.get(base, headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    assert "Аналитика · Зерно · консоль loyalpass" in russian
+    assert "Суммы указаны в минимальных единицах валюты RUB" in russian
+    assert "По дням (последние 30 дн., Europe/Moscow)" in russian
+    assert "<td>Всего участников</td>" in russian and "<td>Карт в Apple Wallet</td>" in russian
+    assert '<th scope="col">Показатель</th>' in russian and "Участники по уровням" in russian
+    for english in (
+        "Money in minor units",
+        "cards in apple wallet",
+        "Per day",
+        "loyalpass console",
+    ):
+        assert english not in russian
+    block = re.search(
+        r'<script type="application/json" id="analytics-text">(.*?)</script>', russian
+    )
+    assert block is not None and json.loads(block.group(1))["New members"] == "Новые участники"
+    figures = re.search(r'id="figures">(.*?)</script>', russian, re.S)
+    assert figures is not None
+    overview = dict(json.loads(figures.group(1))["overview"]["rows"])
+    assert overview["cards_in_apple_wallet"] == 0  # the charts look figures up by their keys
+
+    english = client.get(base, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Money in minor units of RUB" in english and "<td>Members in all</td>" in english
+    assert "Per day (last 30 days, Europe/Moscow)" in english and "Аналитика" not in english
+    assert '<script type="application/json" id="analytics-text">{}</script>' in english
+
+    exported = client.get(f"{base}/overview.csv", headers={"Accept-Language": "ru"})
+    rows = list(csv.reader(io.StringIO(exported.get_data(as_text=True))))
+    assert rows[0] == ["figure", "value"] and rows[2][0] == "cards_in_apple_wallet"
+    daily = client.get(f"{base}/daily.csv", headers={"Accept-Language": "ru"})
+    assert daily.get_data(as_text=True).startswith("day,joined,members,purchases,paid,")
