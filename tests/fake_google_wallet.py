@@ -587,6 +587,15 @@ def google_error(
     return {"error": error}
 
 
+def _overridden(fields: dict[str, Any], changes: Mapping[str, Any] | None) -> dict[str, Any]:
+    for name, value in (changes or {}).items():
+        if value is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = value
+    return fields
+
+
 def _length_prefixed(*fields: str) -> bytes:
     """Google's signed bytes: each field's UTF-8 after its length (4 bytes, little-endian)."""
     return b"".join(len(data).to_bytes(4, "little") + data for data in (f.encode() for f in fields))
@@ -649,6 +658,8 @@ class FakeGoogleWallet:
             (self.callback_root_key, time.time() + 7 * 24 * 3600)
         ]
         self.callback_key_requests = 0
+        # When set, the key list answers only once the event is set (a slow Google).
+        self.callback_keys_gate: threading.Event | None = None
         self._validator = schema_validator()
         self._lock = threading.Lock()
         self.requests: list[Recorded] = []
@@ -966,11 +977,16 @@ class FakeGoogleWallet:
         intermediate_expires_in: float = 86400.0,
         root_key: ec.EllipticCurvePrivateKey | None = None,
         recipient_id: str | None = None,
+        message_fields: Mapping[str, Any] | None = None,
+        signed_key_fields: Mapping[str, Any] | None = None,
+        other_signatures: Iterable[str] = (),
     ) -> tuple[str, bytes]:
         """What Google POSTs when a member saves (``save``) or deletes (``del``) ``object_id``:
         the class's ``callbackOptions.url`` and the signed body. The object and its class must
         have been written here, and the class must name an https callback URL (ValueError
-        otherwise). The keyword arguments let a test make what Google would not."""
+        otherwise). The keyword arguments let a test make what Google would not: fields
+        replaced in (or, given None, dropped from) the signed message or intermediate key, and
+        signatures put in front of the root's over the intermediate key."""
         if event_type not in ("save", "del"):
             raise ValueError("event_type is save or del")
         with self._lock:
@@ -984,20 +1000,26 @@ class FakeGoogleWallet:
         now = time.time()
         intermediate = ec.generate_private_key(ec.SECP256R1())
         signed_key = json.dumps(
-            {
-                "keyValue": _spki_base64(intermediate),
-                "keyExpiration": str(int((now + intermediate_expires_in) * 1000)),
-            }
+            _overridden(
+                {
+                    "keyValue": _spki_base64(intermediate),
+                    "keyExpiration": str(int((now + intermediate_expires_in) * 1000)),
+                },
+                signed_key_fields,
+            )
         )
         message = json.dumps(
-            {
-                "classId": klass["id"],
-                "objectId": object_id,
-                "eventType": event_type,
-                "expTimeMillis": int((now + expires_in) * 1000),
-                "count": 1,  # Google sends it too; not documented, not relied on
-                "nonce": nonce or secrets.token_hex(16),
-            }
+            _overridden(
+                {
+                    "classId": klass["id"],
+                    "objectId": object_id,
+                    "eventType": event_type,
+                    "expTimeMillis": int((now + expires_in) * 1000),
+                    "count": 1,  # Google sends it too; not documented, not relied on
+                    "nonce": nonce or secrets.token_hex(16),
+                },
+                message_fields,
+            )
         )
         root = root_key or self.callback_root_key
         body = {
@@ -1013,9 +1035,10 @@ class FakeGoogleWallet:
             "intermediateSigningKey": {
                 "signedKey": signed_key,
                 "signatures": [
+                    *other_signatures,
                     _ecdsa_base64(
                         root, _length_prefixed(CALLBACK_SENDER_ID, CALLBACK_PROTOCOL, signed_key)
-                    )
+                    ),
                 ],
             },
             "protocolVersion": CALLBACK_PROTOCOL,
@@ -1026,6 +1049,9 @@ class FakeGoogleWallet:
     def _callback_keys(self, request: Request) -> Response:
         with self._lock:
             self.callback_key_requests += 1
+        gate = self.callback_keys_gate
+        if gate is not None:
+            gate.wait(30)
         if request.method != "GET":
             return _json_response(405, google_error(405, "badRequest", "GET only"))
         response = Response(

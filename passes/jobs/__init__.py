@@ -272,6 +272,13 @@ def jobs(app: Flask) -> list[Job]:
             {"hours": 1, "start_date": _in_minutes(40)},
         ),
         Job(
+            "forget-callback-nonces",
+            "expired Google callback nonces",
+            forget_callback_nonces,
+            "interval",
+            {"hours": 1, "start_date": _in_minutes(10)},
+        ),
+        Job(
             "evaluate-tiers",
             "nightly tier evaluation",
             _tiers_line,
@@ -317,6 +324,17 @@ def send_webhooks(app: Flask, now: datetime | None = None) -> str:
 
 
 WEBHOOK_BATCHES_PER_RUN = 10
+
+
+def forget_callback_nonces(app: Flask, now: datetime | None = None) -> str:
+    """Google's callbacks are de-duplicated by nonce until they expire; then the nonce goes."""
+    from passes.push.google_saves import forget_expired_nonces
+
+    state: AppState = app.extensions["passes"]
+    with state.sessionmaker() as session:
+        forgotten = forget_expired_nonces(session, now=now or datetime.now(UTC))
+        session.commit()
+    return f"{forgotten} nonces forgotten"
 
 
 def _in_minutes(minutes: int) -> datetime:

@@ -41,10 +41,18 @@ def save_link(session: Session, card: Card, google: GoogleIssuer) -> str:
     sent_class = sent_body(session, GoogleClass, program_id)
     sent_object = sent_body(session, GoogleObject, card_id)
     session.rollback()  # nothing held while Google answers
+    # Only a fallback link's essentials ever went out (and the sender has not completed them,
+    # e.g. because the member deleted the card): write the whole object, as for a new one.
+    unconfirmed = sent_object is not None and bool(sent_object.get(UNCONFIRMED))
     try:
         if put_resource(google.interactive_api, "loyaltyClass", class_body, sent_class):
             remember(session, GoogleClass, program_id, class_body)
-        if put_resource(google.interactive_api, "loyaltyObject", object_body, sent_object):
+        if put_resource(
+            google.interactive_api,
+            "loyaltyObject",
+            object_body,
+            None if unconfirmed else sent_object,
+        ):
             remember(session, GoogleObject, card_id, object_body)
         url = google.skinny_save_url(object_body)
     except GoogleWalletError as exc:

@@ -4,8 +4,10 @@ Google Wallet: once per event, in order, with webhooks, and with deleted cards n
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,7 +22,7 @@ from werkzeug.test import TestResponse
 from factories import make_card, make_program
 from passes.analytics.figures import overview
 from passes.db import utcnow
-from passes.jobs import google_service
+from passes.jobs import forget_callback_nonces, google_service
 from passes.loyalty.ledger import adjust
 from passes.loyalty.models import Card, Program, WalletUpdate
 from passes.marketing.campaigns import reach
@@ -163,14 +165,97 @@ def test_a_card_deleted_from_google_wallet_is_no_longer_synced_until_saved_again
     assert in_segment(session, program, "google") == 0
     assert in_segment(session, program, "none") == 1
 
-    # The member asks for the link again: the object is brought up to date before saving.
-    assert client.get(f"/c/{card.page_token}/google-wallet").status_code == 303
-    assert google.objects[object_id]["loyaltyPoints"]["balance"] == {"int": 40}
+    # The member saves it again from an old link (not asking us for a new one): the object is
+    # brought up to date by the next sync.
     url, save = google.callback(object_id, "save", expires_in=3700)
     assert post(client, url, save).json == {"outcome": "applied"}
+    service.run_once()
+    assert google.objects[object_id]["loyaltyPoints"]["balance"] == {"int": 40}
     assert in_segment(session, program, "google") == 1
     rows = list(export_rows(session, program))
     assert rows[1][rows[0].index("google_wallet")] == "saved"
+
+
+def test_a_card_saved_from_a_fallback_link_then_deleted_is_written_whole_when_asked_again(
+    google_app: Flask, google: FakeGoogleWallet, session: Session
+) -> None:
+    """Google was down when the member asked: the link carried the essentials (and the class,
+    with its callback URL), Google created them as the member saved; the member deleted the
+    card before the sync completed it. Asking again writes the whole object over REST."""
+    program = make_program(session, tiers=False)  # short enough for the callback URL to fit
+    card = make_card(session, program)
+    session.commit()
+    client = google_app.test_client()
+    google.answer(503, times=None)
+    response = client.get(f"/c/{card.page_token}/google-wallet")
+    token = response.headers["Location"].rsplit("/", 1)[1]
+    claims = google.decode_save_jwt(token, require_stored=False)
+    google.reset()
+    ((klass,), (essentials,)) = (
+        claims["payload"]["loyaltyClasses"],
+        claims["payload"]["loyaltyObjects"],
+    )
+    assert klass["callbackOptions"] == {"url": f"https://loyalpass.test{CALLBACK_PATH}"}
+    google.classes[klass["id"]] = klass  # as Google creates them when the member saves
+    google.objects[essentials["id"]] = essentials
+    url, save = google.callback(essentials["id"], "save")
+    assert post(client, url, save).json == {"outcome": "applied"}
+    _url, delete = google.callback(essentials["id"], "del", expires_in=3700)
+    assert post(client, url, delete).json == {"outcome": "applied"}
+    google_service_ran = google_service(google_app)
+    assert google_service_ran is not None
+    google_service_ran.run_once()  # the card is deleted: nothing is completed
+    assert "messages" not in google.objects[essentials["id"]]
+
+    response = client.get(f"/c/{card.page_token}/google-wallet")
+    claims = google.decode_save_jwt(response.headers["Location"].rsplit("/", 1)[1])
+    assert claims["payload"]["loyaltyObjects"] == [
+        {"id": essentials["id"], "classId": klass["id"]}
+    ]  # the REST write worked: the link names the ids only
+    assert "messages" in google.objects[essentials["id"]]  # the whole object now
+    known = session.get(GoogleObject, card.id)
+    assert known is not None and "_unconfirmed" not in known.sent_body
+
+
+@pytest.mark.parametrize("deletion_first", [True, False])
+def test_a_save_and_a_delete_of_the_same_millisecond_end_deleted_in_either_order(
+    google_app: Flask,
+    google: FakeGoogleWallet,
+    session: Session,
+    saved_card: tuple[Program, Card, str],
+    deletion_first: bool,
+) -> None:
+    _program, card, object_id = saved_card
+    stamp = {"expTimeMillis": int(utcnow().timestamp() * 1000) + 3_600_000}
+    url, save = google.callback(object_id, "save", message_fields=stamp)
+    _url, delete = google.callback(object_id, "del", message_fields=stamp)
+    client = google_app.test_client()
+    first, second = (delete, save) if deletion_first else (save, delete)
+    post(client, url, first)
+    outcome = post(client, url, second).json
+    assert outcome == {"outcome": "stale" if deletion_first else "applied"}
+    assert state_of(session, card) is False
+
+
+def test_expired_nonces_are_forgotten_by_the_hourly_job(
+    google_app: Flask,
+    google: FakeGoogleWallet,
+    session: Session,
+    saved_card: tuple[Program, Card, str],
+) -> None:
+    _program, _card, object_id = saved_card
+    client = google_app.test_client()
+    url, soon = google.callback(object_id, "save", expires_in=60)
+    _url, later = google.callback(object_id, "del", expires_in=7200)
+    post(client, url, soon)
+    post(client, url, later)
+    assert forget_callback_nonces(google_app, now=utcnow() + timedelta(hours=1)) == (
+        "1 nonces forgotten"
+    )
+    session.expire_all()
+    assert session.scalars(select(GoogleCallbackNonce.nonce)).all() == [
+        json.loads(json.loads(later)["signedMessage"])["nonce"]
+    ]
 
 
 def test_forged_callbacks_change_nothing_and_say_why(
@@ -195,6 +280,29 @@ def test_forged_callbacks_change_nothing_and_say_why(
     assert session.scalar(select(GoogleCallbackNonce)) is None
     too_big = client.post(CALLBACK_PATH, data=b" " * 20000, content_type="application/json")
     assert too_big.status_code == 413
+    chunked = client.post(
+        CALLBACK_PATH,
+        input_stream=io.BytesIO(b" " * 20000),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},  # as a server that de-chunks says
+    )
+    assert chunked.status_code == 413
+
+
+def test_forged_callbacks_cannot_make_us_hammer_google_for_keys(
+    google_app: Flask, google: FakeGoogleWallet, saved_card: tuple[Program, Card, str]
+) -> None:
+    """A callback signed by an unknown root makes us refetch Google's keys, at most once a
+    minute, however many arrive."""
+    _program, _card, object_id = saved_card
+    impostor = ec.generate_private_key(ec.SECP256R1())
+    client = google_app.test_client()
+    for _ in range(5):
+        url, forged = google.callback(object_id, "save", root_key=impostor)
+        response = post(client, url, forged)
+        assert response.status_code == 400
+        assert response.json is not None and "root signing key" in response.json["detail"]
+    assert google.callback_key_requests == 1  # the first fetch only: it was under a minute ago
 
 
 def test_a_rotated_root_key_is_fetched_when_a_callback_needs_it(

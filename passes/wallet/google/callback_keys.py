@@ -27,7 +27,7 @@ DEFAULT_KEYS_URL = "https://pay.google.com/gp/m/issuer/keys"
 DEFAULT_MAX_AGE = 3600.0  # when Google's answer names none
 MAX_AGE_RANGE = (60.0, 24 * 3600.0)
 MIN_REFETCH_INTERVAL = 60.0
-TIMEOUT = 10.0
+TIMEOUT = (5.0, 5.0)  # connect, read: a callback waits for this only when no key is held
 MAX_DOCUMENT = 64 * 1024
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
@@ -45,7 +45,12 @@ def _max_age(cache_control: str | None) -> float:
 
 
 class RootKeySource:
-    """The current root keys, shared by a process's request threads."""
+    """The current root keys, shared by a process's request threads.
+
+    Reading never waits for Google while keys are held: one thread refreshes a stale list (the
+    others go on with the keys held, as long as those have not expired); only when no key is
+    held at all do callers wait for the fetch.
+    """
 
     def __init__(
         self,
@@ -57,24 +62,32 @@ class RootKeySource:
         self.url = url
         self._clock = clock
         self._wall_clock = wall_clock
-        self._lock = threading.Lock()
+        self._fetching = threading.Lock()  # one fetch at a time
         self._keys: list[RootKey] = []
         self._fresh_until = float("-inf")
         self._fetched_at = float("-inf")
+        self._generation = 0  # counts successful fetches
         self._http = requests.Session()
 
     def current(self) -> list[RootKey]:
-        """The keys to verify with; fetched when the cached copy is stale. Raises
+        """The keys to verify with, refreshed when the cached copy is stale. Raises
         KeysUnavailable when there are none (not fetched yet, or all expired)."""
-        with self._lock:
-            if self._clock() >= self._fresh_until:
-                self._fetch()
-            return self._unexpired()
+        if self._clock() >= self._fresh_until and self._fetching.acquire(blocking=not self._keys):
+            try:
+                if self._clock() >= self._fresh_until:  # nobody refreshed while we waited
+                    self._fetch()
+            finally:
+                self._fetching.release()
+        return self._unexpired()
 
     def refetch(self) -> bool:
-        """Fetch again before the copy is stale (a callback named a key we lack); False when
-        the last fetch was under a minute ago, or this one failed."""
-        with self._lock:
+        """Fetch again before the copy is stale (a callback named a key we lack): True when
+        the keys were fetched anew, by this call or one that was under way; False when the last
+        fetch was under a minute ago, or this one failed."""
+        generation = self._generation
+        with self._fetching:
+            if self._generation != generation:
+                return True
             if self._clock() - self._fetched_at < MIN_REFETCH_INTERVAL:
                 return False
             return self._fetch()
@@ -87,6 +100,7 @@ class RootKeySource:
         return keys
 
     def _fetch(self) -> bool:
+        """Fetch the list (the caller holds ``_fetching``); False if that failed."""
         self._fetched_at = self._clock()
         try:
             response = self._http.get(self.url, timeout=TIMEOUT, stream=True)
@@ -107,6 +121,7 @@ class RootKeySource:
             return False
         self._keys = keys
         self._fresh_until = self._clock() + _max_age(response.headers.get("Cache-Control"))
+        self._generation += 1
         return True
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ __all__ = [
     "SENDER_ID",
     "CallbackRejected",
     "RootKey",
+    "UnknownRootKey",
     "WalletEvent",
     "length_prefixed",
     "parse_root_keys",
@@ -48,10 +50,16 @@ MAX_NONCE = 200
 EVENT_TYPES = ("save", "del")
 
 _SIGNATURE = ec.ECDSA(hashes.SHA256())
+_MILLIS = re.compile(r"[0-9]{1,15}")  # up to the year 33658: datetime's range
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 class CallbackRejected(ValueError):
     """The request is not a valid callback from Google; the message says why."""
+
+
+class UnknownRootKey(CallbackRejected):
+    """No root key we hold signed the intermediate key: Google may have rotated its keys."""
 
 
 @dataclass(frozen=True)
@@ -92,14 +100,10 @@ def _millis(value: Any, what: str) -> datetime:
     """Google writes instants as milliseconds since the epoch, in a string (or a number)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise CallbackRejected(f"{what} is not a time in milliseconds")
-    try:
-        millis = int(value)
-    except ValueError as exc:
-        raise CallbackRejected(f"{what} is not a time in milliseconds") from exc
-    try:
-        return datetime.fromtimestamp(millis / 1000, UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise CallbackRejected(f"{what} is out of range") from exc
+    text = str(value)
+    if not _MILLIS.fullmatch(text):
+        raise CallbackRejected(f"{what} is not a time in milliseconds")
+    return datetime.fromtimestamp(int(text) / 1000, UTC)
 
 
 def _public_key(value: Any, what: str) -> ec.EllipticCurvePublicKey:
@@ -116,12 +120,24 @@ def _public_key(value: Any, what: str) -> ec.EllipticCurvePublicKey:
 
 
 def _signature(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise CallbackRejected(f"{what} is not a base64 string")
+    if not isinstance(value, str) or not _BASE64.fullmatch(value):
+        raise CallbackRejected(f"{what} is not base64")
     try:
         return base64.b64decode(value, validate=True)
     except binascii.Error as exc:
         raise CallbackRejected(f"{what} is not base64") from exc
+
+
+def _signatures(values: list[Any]) -> list[bytes]:
+    """The intermediate key's signatures that are base64 at all (one bad entry does not hide
+    a good one beside it)."""
+    decoded = []
+    for value in values:
+        try:
+            decoded.append(_signature(value, "an intermediate key signature"))
+        except CallbackRejected:
+            continue
+    return decoded
 
 
 def _verifies(key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> bool:
@@ -193,13 +209,13 @@ def _intermediate_key(
     signed = length_prefixed(SENDER_ID, PROTOCOL_VERSION, signed_key)
     current = [root.public_key for root in root_keys if root.expires_at > now]
     if not current:
-        raise CallbackRejected("no current Google root signing key is known")
+        raise UnknownRootKey("no current Google root signing key is known")
     if not any(
-        _verifies(root, _signature(signature, "an intermediate key signature"), signed)
-        for signature in signatures
+        _verifies(root, signature, signed)
+        for signature in _signatures(signatures)
         for root in current
     ):
-        raise CallbackRejected("no Google root signing key signed the intermediate key")
+        raise UnknownRootKey("no Google root signing key signed the intermediate key")
     key = _json(signed_key, "intermediateSigningKey.signedKey")
     if "keyValue" not in key or "keyExpiration" not in key:
         raise CallbackRejected("the intermediate key lacks keyValue or keyExpiration")

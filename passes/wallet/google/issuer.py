@@ -18,7 +18,7 @@ from passes.wallet.google.objects import (
     loyalty_class,
     loyalty_object,
 )
-from passes.wallet.google.save_link import ServiceAccount, save_jwt, save_url
+from passes.wallet.google.save_link import JwtTooLong, ServiceAccount, save_jwt, save_url
 from passes.wallet.view import Branding, CardView
 
 __all__ = ["GoogleIssuer", "load_service_account"]
@@ -138,13 +138,28 @@ class GoogleIssuer:
     ) -> str:
         """The fallback when the API could not be reached: Google creates the object (and the
         class, if given: when Google may not have it yet) as the member saves. Only their
-        essentials travel, to fit into a link; the sender adds the rest later.
-        Raises JwtTooLong when even those do not fit."""
+        essentials travel, to fit into a link; the sender adds the rest later. The class's
+        callback URL travels too when there is room (else Google reports saves only once the
+        sender has written the class). Raises JwtTooLong when even the essentials do not fit."""
+        objects = [essential_object(object_body)]
+        if class_body is None:
+            return save_url(save_jwt(self.account, objects=objects, origins=self.origins))
+        try:
+            return save_url(
+                save_jwt(
+                    self.account,
+                    objects=objects,
+                    classes=[essential_class(class_body, with_callback=True)],
+                    origins=self.origins,
+                )
+            )
+        except JwtTooLong:
+            pass
         return save_url(
             save_jwt(
                 self.account,
-                objects=[essential_object(object_body)],
-                classes=[essential_class(class_body)] if class_body is not None else [],
+                objects=objects,
+                classes=[essential_class(class_body)],
                 origins=self.origins,
             )
         )

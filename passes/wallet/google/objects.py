@@ -192,7 +192,13 @@ def object_state_changes(
     return changes
 
 
-_ESSENTIAL_CLASS = ("id", "issuerName", "programName", "hexBackgroundColor", "reviewStatus")
+_ESSENTIAL_CLASS = (
+    "id",
+    "issuerName",
+    "programName",
+    "hexBackgroundColor",
+    "reviewStatus",
+)
 _ESSENTIAL_OBJECT = (
     "id",
     "classId",
@@ -205,9 +211,11 @@ _ESSENTIAL_OBJECT = (
 )
 
 
-def essential_class(body: dict[str, Any]) -> dict[str, Any]:
-    """What a card needs to show at all: for a save link that must carry the class itself."""
-    essential = {key: body[key] for key in _ESSENTIAL_CLASS if key in body}
+def essential_class(body: dict[str, Any], *, with_callback: bool = False) -> dict[str, Any]:
+    """What a card needs to show at all: for a save link that must carry the class itself.
+    ``with_callback`` keeps the callback URL, so the save about to happen is reported."""
+    fields = (*_ESSENTIAL_CLASS, "callbackOptions") if with_callback else _ESSENTIAL_CLASS
+    essential = {key: body[key] for key in fields if key in body}
     essential["programLogo"] = {"sourceUri": body["programLogo"]["sourceUri"]}
     return essential
 

@@ -3,6 +3,8 @@ the list's max-age, refetched early at most once a minute, kept when Google is u
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -66,6 +68,29 @@ def test_a_rotation_is_picked_up_by_an_early_refetch_at_most_once_a_minute(
     assert source.refetch() is True
     assert [public_numbers(k.public_key) for k in source.current()] == [public_numbers(rotated)]
     assert google.callback_key_requests == 2
+    source.close()
+
+
+def test_a_slow_refresh_does_not_hold_up_callers_that_have_keys(
+    google: FakeGoogleWallet,
+) -> None:
+    clock = Clock()
+    source = RootKeySource(google.callback_keys_url, clock=clock)
+    held = source.current()
+    clock.now += CALLBACK_KEYS_MAX_AGE + 1  # stale: the next caller refreshes
+    google.callback_keys_gate = threading.Event()
+    refreshing = threading.Thread(target=source.current)
+    refreshing.start()
+    while google.callback_key_requests < 2:  # the refresh is at Google, which does not answer
+        time.sleep(0.01)
+    answered: list[object] = []
+    other = threading.Thread(target=lambda: answered.append(source.current()))
+    other.start()
+    other.join(10)
+    assert not other.is_alive() and answered == [held]  # served the held keys at once
+    google.callback_keys_gate.set()
+    refreshing.join(10)
+    assert google.callback_key_requests == 2  # one refresh, not one per caller
     source.close()
 
 

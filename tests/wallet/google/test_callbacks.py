@@ -144,6 +144,72 @@ def test_malformed_envelopes_are_refused_with_the_reason(
 
 
 @pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"eventType": "update"}, "neither save nor del"),
+        ({"nonce": None}, "no usable nonce"),
+        ({"nonce": "n" * 201}, "no usable nonce"),
+        ({"objectId": "3388000000099999999.card-1"}, "objectId is not an id of this issuer"),
+        ({"classId": "bakery"}, "classId is not an id of this issuer"),
+        ({"expTimeMillis": None}, "expTimeMillis is not a time"),
+        ({"expTimeMillis": "-5"}, "expTimeMillis is not a time"),
+        ({"expTimeMillis": " 1_0 "}, "expTimeMillis is not a time"),
+    ],
+)
+def test_signed_messages_google_would_not_send_are_refused(
+    google: FakeGoogleWallet, fields: dict[str, Any], reason: str
+) -> None:
+    """Signed and all, but not a save or delete of one of our objects."""
+    _url, body = google.callback(f"{ISSUER}.card-1", "save", message_fields=fields)
+    with pytest.raises(CallbackRejected, match=reason):
+        verify(google, body)
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"keyExpiration": None}, "lacks keyValue or keyExpiration"),
+        ({"keyValue": None}, "lacks keyValue or keyExpiration"),
+        ({"keyValue": "AAAA"}, "keyValue is not a public key"),
+    ],
+)
+def test_an_intermediate_key_without_its_parts_is_refused(
+    google: FakeGoogleWallet, fields: dict[str, Any], reason: str
+) -> None:
+    _url, body = google.callback(f"{ISSUER}.card-1", "save", signed_key_fields=fields)
+    with pytest.raises(CallbackRejected, match=reason):
+        verify(google, body)
+
+
+def test_an_intermediate_key_on_another_curve_is_refused(google: FakeGoogleWallet) -> None:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    other = ec.generate_private_key(ec.SECP384R1()).public_key()
+    der = other.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    _url, body = google.callback(
+        f"{ISSUER}.card-1",
+        "save",
+        signed_key_fields={"keyValue": base64.b64encode(der).decode()},
+    )
+    with pytest.raises(CallbackRejected, match="not a P-256 key"):
+        verify(google, body)
+
+
+def test_a_bad_signature_beside_a_good_one_does_not_hide_it(google: FakeGoogleWallet) -> None:
+    _url, body = google.callback(
+        f"{ISSUER}.card-1", "save", other_signatures=["not base64!", "AAAA"]
+    )
+    assert verify(google, body).event_type == "save"
+    _url, body = google.callback(f"{ISSUER}.card-1", "save", other_signatures=["AAAA"] * 8)
+    with pytest.raises(CallbackRejected, match="not a list of signatures"):
+        verify(google, body)  # nine: more than Google ever sends
+
+
+@pytest.mark.parametrize(
     ("body", "reason"),
     [
         (b"", "not JSON"),

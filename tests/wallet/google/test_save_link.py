@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from passes.wallet.google.issuer import GoogleIssuer
 from passes.wallet.google.objects import ImageUrls, loyalty_class, loyalty_object
 from passes.wallet.google.save_link import (
     MAX_JWT_LENGTH,
@@ -133,3 +134,39 @@ def test_a_full_class_and_object_for_the_longest_names_is_refused_not_truncated(
 def test_a_service_account_file_without_a_key_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="private_key"):
         ServiceAccount.from_info({"client_email": "a@b.iam.gserviceaccount.com"})
+
+
+def issuer(key: rsa.RSAPrivateKey) -> GoogleIssuer:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return GoogleIssuer.create(
+        issuer_id=ISSUER,
+        service_account_info={
+            "type": "service_account",
+            "client_email": "loyalpass@shop-project.iam.gserviceaccount.com",
+            "private_key": pem,
+            "private_key_id": "0123456789abcdef0123456789abcdef01234567",
+            "token_uri": "https://oauth2.googleapis.com/token",
+        },
+        public_url="https://loyalpass.test",
+    )
+
+
+def test_a_fallback_link_carries_the_callback_url_while_it_fits(key: rsa.RSAPrivateKey) -> None:
+    """Without the API, the link creates the class: with its callback URL (so the save about
+    to happen is reported) when there is room, without it rather than no link at all."""
+    google = issuer(key)
+    carried: list[bool] = []
+    for length in range(10, 200, 5):
+        view = sample_card_view(member_name="Я" * length, tier_name=None)
+        try:
+            url = google.full_save_url(google.object_body(view), google.class_body(view.branding))
+        except JwtTooLong:
+            break
+        (klass,) = decode(url[len(SAVE_URL) :], key)["payload"]["loyaltyClasses"]
+        carried.append("callbackOptions" in klass)
+    assert carried[0] is True and carried[-1] is False  # it fit; later only without it
+    assert carried == sorted(carried, reverse=True)  # dropped once, for longer names only
