@@ -5,10 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Flask, Response, render_template, request
+from flask_babel import gettext
+from werkzeug.exceptions import HTTPException
 
+from passes.text import N_
 from passes.web.api.problems import problem_response
 from passes.web.context import app_state, close_db
 from passes.web.labels import label
+
+# The error pages' titles and what they say when the error itself says nothing more.
+ERROR_PAGES = {
+    400: (N_("Bad request"), N_("This request could not be understood.")),
+    403: (N_("Not allowed"), N_("This page is not open to you.")),
+    404: (N_("Not found"), N_("There is nothing at this address.")),
+    405: (N_("Method not allowed"), N_("This page cannot be used this way.")),
+    413: (N_("Too large"), N_("What was sent is too large.")),
+    500: (N_("Something went wrong"), N_("Please try again in a few minutes.")),
+    503: (N_("Not available right now"), N_("Please try again in a few minutes.")),
+}
+FORM_EXPIRED = N_("This form expired or came from another site. Reload the page and try again.")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -67,23 +82,25 @@ def register_web(app: Flask) -> None:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
-    for code, title in (
-        (400, "Bad request"),
-        (404, "Not found"),
-        (405, "Method not allowed"),
-        (413, "Too large"),
-        (500, "Something went wrong"),
-    ):
-        app.register_error_handler(code, _error_page(code, title))
+    for code, (title, detail) in ERROR_PAGES.items():
+        app.register_error_handler(code, _error_page(code, title, detail))
 
 
-def _error_page(code: int, title: str) -> Callable[[Exception], Response | tuple[str, int]]:
-    """HTML for people; problem+json for anything under /api/, whatever failed."""
+def _error_page(
+    code: int, title: str, detail: str
+) -> Callable[[Exception], Response | tuple[str, int]]:
+    """HTML for people, in their language; problem+json (English) for anything under /api/,
+    whatever failed."""
 
     def handler(error: Exception) -> Response | tuple[str, int]:
         description = getattr(error, "description", "") if code != 500 else ""
         if request.path.startswith(("/api/", "/passkit/")):
             return problem_response(code, f"http_{code}", description or title)
-        return render_template("error.html", code=code, title=title, detail=description), code
+        # Werkzeug's own description is English only: the page says its own instead. Ours
+        # (abort(…, description=N_(…))) are in the catalogues.
+        default = isinstance(error, HTTPException) and description == type(error).description
+        shown = detail if default or not description else description
+        page = render_template("error.html", code=code, title=gettext(title), detail=gettext(shown))
+        return page, code
 
     return handler

@@ -38,6 +38,7 @@ from passes.jobs import jobs
 from passes.jobs.runs import last_runs
 from passes.loyalty.models import Card
 from passes.push.models import AppleRegistration
+from passes.web import FORM_EXPIRED
 from passes.web.context import db
 from passes.web.staff_session import (
     SIGNED_IN_KEY,
@@ -154,7 +155,9 @@ def _csrf_error(error: CSRFError) -> BaseResponse:
         return _render_login(
             gettext("The sign-in form expired or came from another site. Sign in again."), 400
         )
-    page = render_template("error.html", code=400, title="Bad request", detail=error.description)
+    page = render_template(
+        "error.html", code=400, title=gettext("Bad request"), detail=gettext(FORM_EXPIRED)
+    )
     return Response(page, status=400)
 
 
@@ -163,8 +166,8 @@ def _forbidden(_error: Exception) -> BaseResponse:
     page = render_template(
         "error.html",
         code=403,
-        title="Not yours to see",
-        detail="Your account cannot open this page.",
+        title=gettext("Not yours to see"),
+        detail=gettext("Your account cannot open this page."),
     )
     return _no_store(Response(page, status=403))
 

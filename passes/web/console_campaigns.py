@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Response, abort, redirect, render_template, request, url_for
+from flask_babel import gettext
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -98,9 +99,11 @@ def cancel_campaign(slug: str, campaign_id: int, user: StaffUser) -> BaseRespons
             render_template(
                 "error.html",
                 code=409,
-                title="Already started",
-                detail="This campaign has already been sent (or cancelled); it cannot be "
-                "cancelled now.",
+                title=gettext("Already started"),
+                detail=gettext(
+                    "This campaign has already been sent (or cancelled); it cannot be "
+                    "cancelled now."
+                ),
             ),
             status=409,
         )

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from flask import Response, abort, redirect, render_template, request, url_for
+from flask_babel import gettext
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -26,6 +27,7 @@ from passes.loyalty.program_document import (
     parse_program_document,
 )
 from passes.loyalty.view import branding_of, branding_of_document
+from passes.text import N_
 from passes.wallet.apple.images import ImageError, reencode_upload
 from passes.wallet.apple.preview import apple_card_preview
 from passes.wallet.google.preview import google_card_preview
@@ -40,6 +42,12 @@ COLOUR_FIELDS = ("background", "foreground", "label")
 STORE_FIELDS = ("name", "address", "latitude", "longitude", "relevant_text")
 EMPTY_STORE_ROWS = 2
 PREVIEWS = {"apple": apple_card_preview, "google": google_card_preview}
+# Each image's field label and the label of its "remove" box.
+IMAGE_LABELS = {
+    "logo": (N_("Logo"), N_("Remove the logo")),
+    "icon": (N_("Icon"), N_("Remove the icon")),
+    "strip": (N_("Strip"), N_("Remove the strip")),
+}
 
 
 @console.get("/<slug>/design")
@@ -123,7 +131,7 @@ def _draft(program: Program) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     try:
         document["rules"] = json.loads(form.get("rules", "") or "{}")
     except ValueError as exc:
-        errors.append(("rules", f"is not valid JSON: {exc}"))
+        errors.append(("rules", gettext("is not valid JSON: %(error)s", error=exc)))
     return document, errors
 
 
@@ -144,8 +152,12 @@ def _stores_with_keys_removed(program: Program, draft: dict[str, Any]) -> list[t
             problems.append(
                 (
                     "stores",
-                    f"{store.name!r} would be removed (or renamed), but {in_use} till or scanner "
-                    "keys work for it: keep its name, or have an admin revoke them first",
+                    gettext(
+                        "%(store)s would be removed (or renamed), but %(keys)s till or scanner "
+                        "keys work for it: keep its name, or have an admin revoke them first",
+                        store=repr(store.name),
+                        keys=in_use,
+                    ),
                 )
             )
     return problems
@@ -191,6 +203,13 @@ def _page(
         rules=json.dumps(document.get("rules") or {}, ensure_ascii=False, indent=2),
         errors=errors,
         image_names=IMAGE_NAMES,
+        image_labels={
+            name: tuple(
+                gettext(text)
+                for text in IMAGE_LABELS.get(name, (name.capitalize(), f"Remove the {name}"))
+            )
+            for name in IMAGE_NAMES
+        },
         saved=saved,
         designer_text=script_text(DESIGNER_TEXT),
     )

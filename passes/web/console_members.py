@@ -9,6 +9,7 @@ import uuid
 from urllib.parse import quote
 
 from flask import Response, abort, redirect, render_template, request, stream_with_context, url_for
+from flask_babel import gettext
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -56,13 +57,13 @@ def adjust_member(slug: str, number: str, user: StaffUser) -> BaseResponse:
     text = form["points"].replace(" ", "")
     points = int(text) if text.lstrip("+-").isdigit() and len(text) < 12 else None
     if points is None or points == 0:
-        errors["points"] = "Enter a whole number of points, e.g. 50 or -20 (not 0)."
+        errors["points"] = gettext("Enter a whole number of points, e.g. 50 or -20 (not 0).")
     if not form["reason"]:
-        errors["reason"] = "Say why: the reason is kept in the member's ledger."
+        errors["reason"] = gettext("Say why: the reason is kept in the member's ledger.")
     elif len(form["reason"]) > 300:
-        errors["reason"] = "Please keep the reason under 300 characters."
+        errors["reason"] = gettext("Please keep the reason under 300 characters.")
     if not NONCE.fullmatch(form["nonce"]):
-        errors["points"] = "The form is incomplete: open the member's page again."
+        errors["points"] = gettext("The form is incomplete: open the member's page again.")
     if not errors and points is not None:
         lock_card(db(), card.id)  # a second submission of the same form waits, then sees the first
         if _already_applied(card, form["nonce"]):
@@ -104,7 +105,7 @@ def import_members_page(slug: str, user: StaffUser) -> BaseResponse:
         return _import_page(user, None, None, 200)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return _import_page(user, "Choose a CSV file to import.", None, 422)
+        return _import_page(user, gettext("Choose a CSV file to import."), None, 422)
     # Larger requests never get here (MAX_CONTENT_LENGTH: 413); a large file goes by the CLI.
     data = upload.stream.read()
     try:
@@ -114,10 +115,13 @@ def import_members_page(slug: str, user: StaffUser) -> BaseResponse:
         )
     except UnicodeDecodeError:
         db().rollback()
-        return _import_page(user, "The file is not UTF-8 text: save it as CSV UTF-8.", None, 422)
+        message = gettext("The file is not UTF-8 text: save it as CSV UTF-8.")
+        return _import_page(user, message, None, 422)
     except ImportFileError as exc:
         db().rollback()
-        return _import_page(user, f"Nothing was imported: {exc}.", None, 422)
+        return _import_page(
+            user, gettext("Nothing was imported: %(reason)s.", reason=exc), None, 422
+        )
     return _import_page(user, None, report, 200)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Response, abort, redirect, render_template, request, url_for
+from flask_babel import gettext
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -24,6 +25,7 @@ from passes.web.api.keys import ROLES as KEY_ROLES
 from passes.web.api.keys import issue_key
 from passes.web.console import console, staff_page
 from passes.web.context import db
+from passes.web.labels import label
 
 MAX_KEY_DAYS = 3650
 
@@ -64,7 +66,7 @@ def add_user(slug: str, user: StaffUser) -> BaseResponse:
 def disable_user(slug: str, user_id: int, user: StaffUser) -> BaseResponse:
     person = _own_user(user, user_id)
     if person.id == user.id:
-        return _users_page(user, {}, "You cannot disable yourself.", None, 409)
+        return _users_page(user, {}, gettext("You cannot disable yourself."), None, 409)
     disable(db(), person)
     db().commit()
     return redirect(url_for("console.users", slug=slug), 303)
@@ -75,7 +77,8 @@ def disable_user(slug: str, user_id: int, user: StaffUser) -> BaseResponse:
 def new_user_password(slug: str, user_id: int, user: StaffUser) -> BaseResponse:
     person = _own_user(user, user_id)
     if person.disabled_at is not None:
-        return _users_page(user, {}, "A disabled user cannot get a password.", None, 409)
+        problem = gettext("A disabled user cannot get a password.")
+        return _users_page(user, {}, problem, None, 409)
     password = reset_password(db(), person)
     db().commit()
     return _users_page(user, {}, None, (person.email, password), 200)
@@ -94,13 +97,16 @@ def add_key(slug: str, user: StaffUser) -> BaseResponse:
     problem = None
     store = _store(user, form["store"]) if form["store"] else None
     if not form["name"] or len(form["name"]) > 80:
-        problem = "Name the key (at most 80 characters), e.g. the till it is for."
+        problem = gettext("Name the key (at most 80 characters), e.g. the till it is for.")
     elif form["role"] not in KEY_ROLES:
-        problem = f"Choose a role: {', '.join(KEY_ROLES)}."
+        roles = ", ".join(label("role", role) for role in KEY_ROLES)
+        problem = gettext("Choose a role: %(roles)s.", roles=roles)
     elif form["role"] == "store" and store is None:
-        problem = "A store key needs one of the program's stores."
+        problem = gettext("A store key needs one of the program's stores.")
     elif form["days"] and not (form["days"].isdigit() and 1 <= int(form["days"]) <= MAX_KEY_DAYS):
-        problem = f"Expiry: a number of days from 1 to {MAX_KEY_DAYS}, or empty for never."
+        problem = gettext(
+            "Expiry: a number of days from 1 to %(most)s, or empty for never.", most=MAX_KEY_DAYS
+        )
     if problem is not None:
         return _keys_page(user, form, problem, None, 422)
     expires = utcnow() + timedelta(days=int(form["days"])) if form["days"] else None

@@ -30,8 +30,10 @@ from passes.loyalty.view import card_view
 from passes.marketing.models import Campaign
 from passes.push.google_objects import save_link
 from passes.qr import qr_png, qr_svg
+from passes.text import N_
 from passes.wallet.apple.images import render_google_images
 from passes.wallet.google.save_link import JwtTooLong
+from passes.web import FORM_EXPIRED
 from passes.web.conditional import mark_private, not_modified
 from passes.web.context import app_state, db
 
@@ -45,14 +47,16 @@ JOIN_FIELDS = ("name", "email", "phone", "birthday")
 def _program_or_404(slug: str) -> Program:
     program = db().scalar(select(Program).where(Program.slug == slug))
     if program is None:
-        abort(404, description="There is no loyalty program at this address.")
+        abort(404, description=N_("There is no loyalty program at this address."))
     return program
 
 
 def _card_or_404(token: str) -> Card:
     card = db().scalar(select(Card).where(Card.page_token == token)) if len(token) < 80 else None
     if card is None:
-        abort(404, description="This card link is not valid. Ask for a new one on the join page.")
+        abort(
+            404, description=N_("This card link is not valid. Ask for a new one on the join page.")
+        )
     return card
 
 
@@ -159,7 +163,7 @@ def card_pass(token: str) -> BaseResponse:
     card = _card_or_404(token)
     issuer = app_state().apple
     if issuer is None:
-        abort(503, description="Apple Wallet passes are not available right now.")
+        abort(503, description=N_("Apple Wallet passes are not available right now."))
     view = card_view(card)
     if not_modified(view.updated_at):
         response = Response(status=304)
@@ -178,11 +182,14 @@ def card_google_wallet(token: str) -> BaseResponse:
     card = _card_or_404(token)
     google = app_state().google
     if google is None:
-        abort(404, description="Google Wallet cards are not offered by this shop.")
+        abort(404, description=N_("Google Wallet cards are not offered by this shop."))
     try:
         url = save_link(db(), card, google)
     except JwtTooLong:
-        abort(503, description="Google Wallet cannot be reached right now. Please try again later.")
+        abort(
+            503,
+            description=N_("Google Wallet cannot be reached right now. Please try again later."),
+        )
     response = redirect(url, code=303)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -246,7 +253,7 @@ def csrf_error(error: CSRFError) -> tuple[str, int]:
         )
         return _render_join(program, values, {"form": message}, 400)
     return render_template(
-        "error.html", code=400, title="Bad request", detail=error.description
+        "error.html", code=400, title=gettext("Bad request"), detail=gettext(FORM_EXPIRED)
     ), 400
 
 

@@ -123,14 +123,15 @@ def _csrf_error(error: CSRFError) -> BaseResponse:
     """An expired or foreign form: ask again instead of showing a bare error page."""
     if request.endpoint == "store.login":
         return _render_login(
-            "The sign-in form expired or came from another site. Enter the key again.", 400
+            gettext("The sign-in form expired or came from another site. Enter the key again."),
+            400,
         )
     response = Response(
         render_template(
             "error.html",
             code=400,
-            title="Please try again",
-            detail="This page expired. Reload the scanner page, then sign out again.",
+            title=gettext("Please try again"),
+            detail=gettext("This page expired. Reload the scanner page, then sign out again."),
         ),
         status=400,
     )

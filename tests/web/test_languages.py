@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
@@ -238,3 +239,100 @@ def test_the_analytics_page_in_russian_and_its_csv_in_english(
     assert rows[0] == ["figure", "value"] and rows[2][0] == "cards_in_apple_wallet"
     daily = client.get(f"{base}/daily.csv", headers={"Accept-Language": "ru"})
     assert daily.get_data(as_text=True).startswith("day,joined,members,purchases,paid,")
+
+
+def test_console_pages_explain_themselves_in_russian(client: FlaskClient, staff: Staff) -> None:
+    """The console's explanations, labels and stored values' words follow the visitor's
+    language; English stays English."""
+    sign_in(client, staff.admin.email)
+    base = f"/console/{staff.program.slug}"
+    pages = {
+        "members/import": (
+            ["Загрузка участников · Зерно · консоль loyalpass", "Файл CSV (UTF-8, разделитель"],
+            ["A CSV file (UTF-8", "loyalpass console"],
+        ),
+        "webhooks": (
+            ["Ваши системы узнают о событиях сразу", "t=&lt;время unix&gt;"],
+            ["Your systems hear of events", "unix time"],
+        ),
+        "keys": (
+            ["Ключи для API кассы", "<strong>партнёр</strong>", ">партнёр</option>"],
+            ["Keys for the till API", "Expires after", ">partner</option>"],
+        ),
+        "users": (
+            ["Администраторам доступно всё", "<td>clerk</td><td>кассир</td>", "Магазин (для"],
+            ["Admins: everything", "<td>clerk</td><td>clerk</td>", "never"],
+        ),
+        "jobs": (
+            ["Задачи выполняют рабочие процессы", "Push-уведомления для Apple Wallet"],
+            ["Run by the worker processes", "Apple Wallet pushes", "Last started"],
+        ),
+        "campaigns/new": (
+            ["Заголовок (на карте)", ">день рождения в этом месяце</option>", "Отправить сейчас"],
+            ["Title (on the card)", "birthday month", "Send now", "Tier (tier)"],
+        ),
+        "design": (
+            ["Изображения (PNG, JPEG, GIF или WebP", 'aria-label="Название магазина 1"'],
+            ["only their pixels are kept", "Store 1 name", "Background"],
+        ),
+    }
+    for path, (russian_words, english_words) in pages.items():
+        russian = client.get(f"{base}/{path}", headers={"Accept-Language": "ru"})
+        assert russian.status_code == 200, path
+        text = russian.get_data(as_text=True)
+        for words in russian_words:
+            assert words in text, (path, words)
+        for words in english_words:
+            assert words not in text, (path, words)
+        english = client.get(f"{base}/{path}", headers={"Accept-Language": "en"})
+        assert all(words in english.get_data(as_text=True) for words in english_words), path
+
+
+def test_console_form_messages_in_russian(client: FlaskClient, staff: Staff) -> None:
+    import io
+    import re
+
+    sign_in(client, staff.admin.email)
+    client.get("/lang/ru")
+    base = f"/console/{staff.program.slug}"
+    refused = client.post(
+        f"{base}/keys",
+        data={"csrf_token": csrf_token(client, f"{base}/keys"), "name": "", "role": "store"},
+    )
+    assert refused.status_code == 422
+    assert "Назовите ключ (не больше 80 символов)" in refused.get_data(as_text=True)
+    imported = client.post(
+        f"{base}/members/import",
+        data={
+            "csrf_token": csrf_token(client, f"{base}/members/import"),
+            "file": (io.BytesIO(b"name,email,points\n\xd0\x90,a@ru.example,5\n"), "members.csv"),
+        },
+    )
+    report = imported.get_data(as_text=True)
+    assert "Новых участников: <strong>1</strong>" in report and "members created" not in report
+    member = client.get(f"{base}/members?q=a@ru.example").get_data(as_text=True)
+    number = re.search(r'/members/(\d+)"', member)
+    assert number is not None
+    page = client.get(f"{base}/members/{number.group(1)}").get_data(as_text=True)
+    assert "Записей: 1." in page and "<td>изменение вручную</td>" in page
+
+
+def test_error_pages_in_russian(client: FlaskClient) -> None:
+    missing = client.get("/p/no-such-program/join", headers={"Accept-Language": "ru"})
+    page = missing.get_data(as_text=True)
+    assert missing.status_code == 404
+    assert "<h1>Не найдено</h1>" in page and "По этому адресу нет программы лояльности." in page
+    nowhere = client.get("/no/such/page", headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    assert "По этому адресу ничего нет." in nowhere and "requested URL" not in nowhere
+    english = client.get("/no/such/page", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "<h1>Not found</h1>" in english and "There is nothing at this address." in english
+    api = client.get("/api/v1/no/such/thing", headers={"Accept-Language": "ru"})
+    assert api.mimetype == "application/problem+json" and api.json is not None
+    assert "requested URL was not found" in api.json["detail"]  # the APIs stay English
+
+
+def test_every_job_of_the_scheduler_has_a_label(app: Flask) -> None:
+    from passes.jobs import jobs
+    from passes.web.labels import LABELS
+
+    assert {job.id for job in jobs(app)} <= set(LABELS["job"])
