@@ -21,7 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from passes.accounts.models import ROLES, SignInFailure, StaffUser
 from passes.db import utcnow
 from passes.loyalty.models import Program, Store
-from passes.text import N_
+from passes.text import N_, Text
 from passes.web.api.keys import issue_key
 
 MIN_PASSWORD = 12
@@ -35,7 +35,12 @@ _DUMMY_HASH = generate_password_hash("no such user, no such password")
 
 
 class AccountError(ValueError):
-    """A user that cannot be created as asked (the message is for the operator)."""
+    """A user that cannot be created as asked (the message is for the operator): ``text`` says
+    why (``str()``: in English)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self.text = text
 
 
 def normalise_email(email: str) -> str:
@@ -56,17 +61,24 @@ def create_user(
     commits."""
     email = normalise_email(email)
     if not _EMAIL.fullmatch(email) or len(email) > 254:
-        raise AccountError(f"{email!r} is not an e-mail address")
+        raise AccountError(Text(N_("%(email)s is not an e-mail address"), {"email": repr(email)}))
     if role not in ROLES:
-        raise AccountError(f"the role must be one of {', '.join(ROLES)}")
+        raise AccountError(
+            Text(N_("the role must be one of %(roles)s"), {"roles": ", ".join(ROLES)})
+        )
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise AccountError(f"the password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+        raise AccountError(
+            Text(
+                N_("the password must have %(least)s to %(most)s characters"),
+                {"least": MIN_PASSWORD, "most": MAX_PASSWORD},
+            )
+        )
     if role == "clerk" and store is None:
-        raise AccountError("a clerk works at a store: name it")
+        raise AccountError(Text(N_("a clerk works at a store: name it")))
     if store is not None and store.program_id != program.id:
-        raise AccountError("the store belongs to another program")
+        raise AccountError(Text(N_("the store belongs to another program")))
     if session.scalar(select(StaffUser.id).where(StaffUser.email == email)) is not None:
-        raise AccountError(f"there already is a user {email}")
+        raise AccountError(Text(N_("there already is a user %(email)s"), {"email": email}))
     user = StaffUser(
         program_id=program.id,
         email=email,

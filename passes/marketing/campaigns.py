@@ -33,6 +33,7 @@ from passes.loyalty.models import Card, Member, Program, WalletUpdate
 from passes.loyalty.pass_versions import change_stamp, next_pass_time, wallet_upsert_from
 from passes.marketing.models import Campaign, CardOffer
 from passes.marketing.segments import SegmentError, parse_segment, segment_condition
+from passes.text import N_, Text
 from passes.wallet.view import Offer
 from passes.webhooks.events import campaign_finished
 
@@ -44,12 +45,14 @@ LIVE = ("sending", "sent")  # campaigns whose offers are on cards
 
 
 class CampaignError(ValueError):
-    """A campaign that cannot be scheduled as asked; ``field`` names the form field."""
+    """A campaign that cannot be scheduled as asked; ``field`` names the form field, ``text``
+    what is wrong (``message``: the same in English)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, text: Text | str) -> None:
         self.field = field
-        self.message = message
+        self.text = text if isinstance(text, Text) else Text(text)
+        self.message = str(self.text)
+        super().__init__(f"{field}: {self.message}")
 
 
 @dataclass(frozen=True)
@@ -95,20 +98,24 @@ def schedule(
 def checked(program: Program, draft: Draft, now: datetime) -> dict[str, Any]:
     """The draft's clean segment, or CampaignError naming the first thing wrong."""
     if not draft.title.strip() or len(draft.title.strip()) > MAX_TITLE:
-        raise CampaignError("title", f"give a title of 1 to {MAX_TITLE} characters")
+        raise CampaignError(
+            "title", Text(N_("give a title of 1 to %(most)s characters"), {"most": MAX_TITLE})
+        )
     if not draft.text.strip() or len(draft.text.strip()) > MAX_TEXT:
-        raise CampaignError("text", f"give a text of 1 to {MAX_TEXT} characters")
+        raise CampaignError(
+            "text", Text(N_("give a text of 1 to %(most)s characters"), {"most": MAX_TEXT})
+        )
     for field in ("valid_from", "valid_until", "send_at"):
         if getattr(draft, field).tzinfo is None:
-            raise CampaignError(field, "needs a time zone")
+            raise CampaignError(field, Text(N_("needs a time zone")))
     if draft.valid_until <= draft.valid_from:
-        raise CampaignError("valid_until", "must be after the start of validity")
+        raise CampaignError("valid_until", Text(N_("must be after the start of validity")))
     if draft.valid_until <= max(now, draft.send_at):
-        raise CampaignError("valid_until", "the offer would have ended before it is sent")
+        raise CampaignError("valid_until", Text(N_("the offer would have ended before it is sent")))
     try:
         return parse_segment(draft.segment, rules_of(program))
     except SegmentError as exc:
-        raise CampaignError(f"segment.{exc.field}", exc.message) from exc
+        raise CampaignError(f"segment.{exc.field}", exc.text) from exc
 
 
 def reach(session: Session, program: Program, segment: dict[str, Any], now: datetime) -> int:

@@ -21,35 +21,42 @@ from sqlalchemy import ColumnElement, and_, exists, extract, func, not_, select
 from passes.loyalty.models import Card, Member, Purchase
 from passes.loyalty.rules import ProgramRules
 from passes.push.models import AppleRegistration, GoogleObject
+from passes.text import N_, Text
 
 KINDS = ("all", "tier", "joined", "inactive", "birthday_month", "balance", "spend", "wallet")
 WALLETS = ("apple", "google", "none")
 
 
 class SegmentError(ValueError):
-    """A segment that cannot be used; ``field`` names the offending part."""
+    """A segment that cannot be used; ``field`` names the offending part, ``text`` what is
+    wrong (``message``: the same in English)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, text: Text | str) -> None:
         self.field = field
-        self.message = message
+        self.text = text if isinstance(text, Text) else Text(text)
+        self.message = str(self.text)
+        super().__init__(f"{field}: {self.message}")
 
 
 def parse_segment(data: Any, rules: ProgramRules) -> dict[str, Any]:
     """``data`` as a clean segment document, or SegmentError."""
     if not isinstance(data, dict) or data.get("kind") not in KINDS:
-        raise SegmentError("kind", f"choose one of {', '.join(KINDS)}")
+        raise SegmentError(
+            "kind", Text(N_("choose one of %(choices)s"), {"choices": ", ".join(KINDS)})
+        )
     kind = data["kind"]
     if kind in ("all", "birthday_month"):
         return {"kind": kind}
     if kind == "tier":
         tier = data.get("tier")
         if rules.tier_level(tier if isinstance(tier, str) else None) is None:
-            raise SegmentError("tier", "choose one of the program's tiers")
+            raise SegmentError("tier", Text(N_("choose one of the program's tiers")))
         return {"kind": kind, "tier": tier}
     if kind == "wallet":
         if data.get("wallet") not in WALLETS:
-            raise SegmentError("wallet", f"choose one of {', '.join(WALLETS)}")
+            raise SegmentError(
+                "wallet", Text(N_("choose one of %(choices)s"), {"choices": ", ".join(WALLETS)})
+            )
         return {"kind": kind, "wallet": data["wallet"]}
     if kind == "inactive":
         return {"kind": kind, "days": _whole(data, "days", 1, 3650)}
@@ -57,7 +64,7 @@ def parse_segment(data: Any, rules: ProgramRules) -> dict[str, Any]:
         return {"kind": kind, "at_least": _whole(data, "at_least", 0, 10**9)}
     start, end = _date(data, "from"), _date(data, "until")
     if end < start:
-        raise SegmentError("until", "must not be before from")
+        raise SegmentError("until", Text(N_("must not be before from")))
     document: dict[str, Any] = {"kind": kind, "from": start.isoformat(), "until": end.isoformat()}
     if kind == "spend":
         document["at_least"] = _whole(data, "at_least", 1, 10**12)
@@ -69,7 +76,10 @@ def _whole(data: dict[str, Any], field: str, low: int, high: int) -> int:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SegmentError(field, f"must be a whole number from {low} to {high}")
+        raise SegmentError(
+            field,
+            Text(N_("must be a whole number from %(low)s to %(high)s"), {"low": low, "high": high}),
+        )
     return value
 
 
@@ -78,7 +88,7 @@ def _date(data: dict[str, Any], field: str) -> date:
     try:
         return date.fromisoformat(value) if isinstance(value, str) else date.fromisoformat("")
     except ValueError:
-        raise SegmentError(field, "must be a date (YYYY-MM-DD)") from None
+        raise SegmentError(field, Text(N_("must be a date (YYYY-MM-DD)"))) from None
 
 
 def segment_condition(
@@ -148,21 +158,33 @@ def _local_range(segment: dict[str, Any], zone: ZoneInfo) -> tuple[datetime, dat
     return start, end
 
 
-def describe(segment: dict[str, Any]) -> str:
-    """The segment in words, for the console."""
+def describe(segment: dict[str, Any]) -> Text:
+    """The segment in words, for the console (``str()`` of it: in English)."""
     kind = segment["kind"]
     if kind == "all":
-        return "all members"
+        return Text(N_("all members"))
     if kind == "tier":
-        return f"members of tier {segment['tier']}"
+        return Text(N_("members of tier %(tier)s"), {"tier": segment["tier"]})
     if kind == "joined":
-        return f"joined {segment['from']} to {segment['until']}"
+        return Text(N_("joined %(from)s to %(until)s"), _period(segment))
     if kind == "inactive":
-        return f"no purchase in {segment['days']} days"
+        return Text(N_("no purchase in %(days)s days"), {"days": segment["days"]})
     if kind == "birthday_month":
-        return "birthday this month"
+        return Text(N_("birthday this month"))
     if kind == "balance":
-        return f"balance of at least {segment['at_least']} points"
+        return Text(N_("balance of at least %(points)s points"), {"points": segment["at_least"]})
     if kind == "spend":
-        return f"spent at least {segment['at_least']} from {segment['from']} to {segment['until']}"
-    return f"card in {segment['wallet']} wallet" if segment["wallet"] != "none" else "no wallet"
+        return Text(
+            N_("spent at least %(amount)s from %(from)s to %(until)s"),
+            {"amount": segment["at_least"], **_period(segment)},
+        )
+    wallet = segment["wallet"]
+    if wallet == "apple":
+        return Text(N_("card in apple wallet"))
+    if wallet == "google":
+        return Text(N_("card in google wallet"))
+    return Text(N_("no wallet"))
+
+
+def _period(segment: dict[str, Any]) -> dict[str, object]:
+    return {"from": segment["from"], "until": segment["until"]}

@@ -27,6 +27,7 @@ from passes.loyalty.enrollment import ApplicantErrors, enroll, validate_applican
 from passes.loyalty.ledger import MAX_POINTS, adjust
 from passes.loyalty.models import Card, Program
 from passes.push.models import AppleRegistration, GoogleObject
+from passes.text import N_, Text
 
 REQUIRED = ("name", "email")
 OPTIONAL = ("phone", "birthday", "points")
@@ -48,18 +49,41 @@ OPENING_BALANCE_REASON = "opening balance from import"
 
 
 class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (no header, missing columns)."""
+    """The file as a whole cannot be imported (no header, missing columns): ``text`` says why
+    (``str()``: in English)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self.text = text
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row left out: its line, and what is wrong with it column by column."""
+
+    line: int
+    problems: tuple[tuple[str, Text], ...]  # (column, what is wrong)
+
+    @property
+    def why(self) -> str:
+        """The problems in English, in one line."""
+        return "; ".join(f"{column}: {text}" for column, text in self.problems)
 
 
 @dataclass
 class ImportReport:
     created: int = 0
     existing: int = 0  # e-mail already had a card: left as it was
-    rejected: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> list[tuple[int, str]]:
+        """(line, why in English) of each row left out."""
+        return [(rejection.line, rejection.why) for rejection in self.rejections]
 
     @property
     def rows(self) -> int:
-        return self.created + self.existing + len(self.rejected)
+        return self.created + self.existing + len(self.rejections)
 
 
 def read_rows(text: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -68,16 +92,21 @@ def read_rows(text: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
     lines = iter(text)
     header_line = next(lines, None)
     if header_line is None or not header_line.strip():
-        raise ImportFileError("the file is empty: it needs a header row with name and email")
+        raise ImportFileError(
+            Text(N_("the file is empty: it needs a header row with name and email"))
+        )
     header_line = header_line.lstrip("\ufeff")
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
     header = [name.strip().lower() for name in next(csv.reader([header_line], delimiter=delimiter))]
     missing = [name for name in REQUIRED if name not in header]
     if missing:
-        raise ImportFileError(
-            f"the header row lacks the column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)} (found: {', '.join(header) or 'nothing'})"
+        lacking = (
+            N_("the header row lacks the columns %(missing)s (found: %(found)s)")
+            if len(missing) > 1
+            else N_("the header row lacks the column %(missing)s (found: %(found)s)")
         )
+        found = ", ".join(header) or Text(N_("nothing"))
+        raise ImportFileError(Text(lacking, {"missing": ", ".join(missing), "found": found}))
     reader = csv.reader(lines, delimiter=delimiter)
     for values in reader:
         line = reader.line_num + 1  # the header was line 1
@@ -124,11 +153,12 @@ def _import_row(
     today: date,
 ) -> None:
     points_text = row.get("points", "").strip()
-    problems: list[str] = []
+    problems: list[tuple[str, Text]] = []
     points = 0
     if points_text:
         if not points_text.isdigit() or int(points_text) > MAX_POINTS:
-            problems.append(f"points: {points_text!r} is not a whole number of points")
+            not_points = N_("%(value)s is not a whole number of points")
+            problems.append(("points", Text(not_points, {"value": repr(points_text)})))
         else:
             points = int(points_text)
     try:
@@ -141,10 +171,10 @@ def _import_row(
             today=today,
         )
     except ApplicantErrors as errors:
-        problems[:0] = [f"{name}: {message}" for name, message in errors.errors.items()]
+        problems[:0] = [(name, Text(message)) for name, message in errors.errors.items()]
         applicant = None
     if applicant is None or problems:
-        report.rejected.append((line, "; ".join(problems)))
+        report.rejections.append(Rejection(line, tuple(problems)))
         return
     with session.begin_nested():
         enrollment = enroll(session, program, applicant, barcode_key=barcode_key, now=now)

@@ -20,9 +20,11 @@ from passes.marketing.campaigns import CampaignError, Draft, cancel, checked, pr
 from passes.marketing.campaigns import schedule as schedule_campaign
 from passes.marketing.models import Campaign
 from passes.marketing.segments import KINDS, WALLETS, describe
+from passes.text import N_, Text
 from passes.wallet.apple.images import ImageError, reencode_upload
 from passes.web.console import CONSOLE_ROLES, console, staff_page
 from passes.web.context import db
+from passes.web.i18n import translate
 
 SEGMENT_FIELDS = ("tier", "days", "at_least", "from", "until", "wallet")
 
@@ -39,7 +41,7 @@ def campaigns(slug: str, user: StaffUser) -> BaseResponse:
         )
         .all()
     )
-    listed = [(campaign, describe(campaign.segment)) for campaign in rows]
+    listed = [(campaign, translate(describe(campaign.segment))) for campaign in rows]
     page = render_template(
         "console_campaigns.html", user=user, program=user.program, campaigns=listed
     )
@@ -59,7 +61,8 @@ def new_campaign(slug: str, user: StaffUser) -> BaseResponse:
         draft = _draft(form, zone, now)
         segment = checked(program, draft, now)
     except CampaignError as exc:
-        return _form(user, form, errors={exc.field: exc.message}, reached=None, status=422)
+        errors = {exc.field: translate(exc.text)}
+        return _form(user, form, errors=errors, reached=None, status=422)
     if form.get("action") == "preview":
         return _form(user, form, errors={}, reached=reach(db(), program, segment, now), status=200)
     upload = request.files.get("image")
@@ -82,7 +85,7 @@ def campaign(slug: str, campaign_id: int, user: StaffUser) -> BaseResponse:
         user=user,
         program=user.program,
         campaign=found,
-        segment=describe(found.segment),
+        segment=translate(describe(found.segment)),
         progress=progress(db(), found) if found.targeted is not None else None,
     )
     return Response(page)
@@ -148,7 +151,7 @@ def _local_time(
     try:
         return datetime.fromisoformat(value).replace(tzinfo=zone)
     except ValueError:
-        raise CampaignError(field, "give a date and time") from None
+        raise CampaignError(field, Text(N_("give a date and time"))) from None
 
 
 def _form(

@@ -16,12 +16,19 @@ from werkzeug.wrappers import Response as BaseResponse
 from passes.accounts.models import StaffUser
 from passes.loyalty.ledger import LedgerError, adjust, lock_card
 from passes.loyalty.models import Card, LedgerEntry
-from passes.members.csv_io import ImportFileError, export_csv, import_members
+from passes.members.csv_io import ImportFileError, ImportReport, export_csv, import_members
 from passes.members.directory import PAGE_SIZE, find_card, record, search
+from passes.text import N_
 from passes.web.console import CONSOLE_ROLES, console, staff_page
 from passes.web.context import app_state, db
+from passes.web.i18n import translate
 
 REJECTIONS_SHOWN = 200
+# Why the ledger may refuse an adjustment, for the page (the ledger's own words are English).
+LEDGER_REFUSALS = {
+    "insufficient_points": N_("The card has %(balance)s points: it cannot lose %(points)s."),
+    "invalid_points": N_("%(points)s points is beyond any real adjustment."),
+}
 NONCE = re.compile(r"[0-9a-f]{32}")
 
 
@@ -79,7 +86,9 @@ def adjust_member(slug: str, number: str, user: StaffUser) -> BaseResponse:
                 detail={"form": form["nonce"]},
             )
         except LedgerError as exc:
-            errors["points"] = exc.detail
+            known = LEDGER_REFUSALS.get(exc.code)
+            values = {"balance": card.points_balance, "points": abs(points)}
+            errors["points"] = gettext(known, **values) if known else exc.detail
         else:
             db().commit()
             return redirect(url_for("console.member", slug=slug, number=card.number), 303)
@@ -119,19 +128,29 @@ def import_members_page(slug: str, user: StaffUser) -> BaseResponse:
         return _import_page(user, message, None, 422)
     except ImportFileError as exc:
         db().rollback()
-        return _import_page(
-            user, gettext("Nothing was imported: %(reason)s.", reason=exc), None, 422
-        )
+        message = gettext("Nothing was imported: %(reason)s.", reason=translate(exc.text))
+        return _import_page(user, message, None, 422)
     return _import_page(user, None, report, 200)
 
 
-def _import_page(user: StaffUser, message: str | None, report: object, status: int) -> Response:
+def _import_page(
+    user: StaffUser, message: str | None, report: ImportReport | None, status: int
+) -> Response:
+    # Each row left out, and why in the visitor's language (the columns keep their names).
+    rejected = [
+        (
+            rejection.line,
+            "; ".join(f"{column}: {translate(text)}" for column, text in rejection.problems),
+        )
+        for rejection in (report.rejections[:REJECTIONS_SHOWN] if report else [])
+    ]
     page = render_template(
         "console_members_import.html",
         user=user,
         program=user.program,
         message=message,
         report=report,
+        rejected=rejected,
         shown=REJECTIONS_SHOWN,
     )
     return Response(page, status=status)

@@ -21,10 +21,12 @@ from passes.accounts.service import (
 )
 from passes.db import utcnow
 from passes.loyalty.models import ApiKey, Store
+from passes.text import N_, Text
 from passes.web.api.keys import ROLES as KEY_ROLES
 from passes.web.api.keys import issue_key
 from passes.web.console import console, staff_page
 from passes.web.context import db
+from passes.web.i18n import translate
 from passes.web.labels import label
 
 MAX_KEY_DAYS = 3650
@@ -44,7 +46,7 @@ def add_user(slug: str, user: StaffUser) -> BaseResponse:
     password = new_password()
     try:
         if form["store"] and store is None:
-            raise AccountError("choose one of the program's stores")
+            raise AccountError(Text(N_("choose one of the program's stores")))
         created = create_user(
             db(),
             user.program,
@@ -56,7 +58,7 @@ def add_user(slug: str, user: StaffUser) -> BaseResponse:
         )
     except AccountError as exc:
         db().rollback()
-        return _users_page(user, form, str(exc), None, 422)
+        return _users_page(user, form, translate(exc.text), None, 422)
     db().commit()
     return _users_page(user, {}, None, (created.email, password), 201)
 

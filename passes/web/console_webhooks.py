@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from passes.accounts.models import StaffUser
 from passes.web.console import console, staff_page
 from passes.web.context import db
+from passes.web.i18n import translate
 from passes.webhooks.delivery import MAX_ATTEMPTS, SIGNATURE_HEADER
 from passes.webhooks.endpoints import (
     EndpointError,
@@ -43,7 +44,7 @@ def add_webhook(slug: str, user: StaffUser) -> BaseResponse:
         )
     except EndpointError as exc:
         db().rollback()
-        return _page(user, form, {exc.field: exc.message}, None, 422, chosen)
+        return _page(user, form, {exc.field: translate(exc.text)}, None, 422, chosen)
     db().commit()
     return _page(user, form={}, errors={}, created=created, status=201)
 

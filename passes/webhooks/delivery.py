@@ -33,6 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from passes.db import utcnow
+from passes.text import N_, Text
 from passes.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 CONNECT_TIMEOUT = 5.0
@@ -51,7 +52,12 @@ _WRAPPING = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("2002::/
 
 
 class AddressRefused(ValueError):
-    """The URL leads somewhere a shop's webhook may not point (or nowhere)."""
+    """The URL leads somewhere a shop's webhook may not point (or nowhere); ``text`` says why
+    (``str()``: in English)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self.text = text
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -64,22 +70,29 @@ def check_url(url: str, *, allow_private: bool) -> None:
     address its host resolves to is a public one (any, with ``allow_private``)."""
     parts = urlsplit(url)
     if parts.scheme != "https" and not (allow_private and parts.scheme == "http"):
-        raise AddressRefused("the URL must start with https://")
+        raise AddressRefused(Text(N_("the URL must start with https://")))
     if not parts.hostname:
-        raise AddressRefused("the URL has no host")
+        raise AddressRefused(Text(N_("the URL has no host")))
     if parts.username or parts.password:
-        raise AddressRefused("the URL must not carry a user name or password")
+        raise AddressRefused(Text(N_("the URL must not carry a user name or password")))
     if allow_private:
         return
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
     except OSError as exc:
-        raise AddressRefused(f"{parts.hostname} does not resolve: {exc}") from exc
+        raise AddressRefused(
+            Text(N_("%(host)s does not resolve: %(error)s"), {"host": parts.hostname, "error": exc})
+        ) from exc
     for address in addresses:
         ip = ipaddress.ip_address(str(address).split("%")[0])
         # NAT64 and 6to4 addresses count as global but can wrap a private IPv4 one.
         if not ip.is_global or any(ip in network for network in _WRAPPING):
-            raise AddressRefused(f"{parts.hostname} resolves to a non-public address ({address})")
+            raise AddressRefused(
+                Text(
+                    N_("%(host)s resolves to a non-public address (%(address)s)"),
+                    {"host": parts.hostname, "address": address},
+                )
+            )
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:

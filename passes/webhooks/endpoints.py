@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from passes.db import utcnow
 from passes.loyalty.models import Program
+from passes.text import N_, Text
 from passes.webhooks.delivery import AddressRefused, check_url
 from passes.webhooks.models import EVENT_TYPES, WebhookDelivery, WebhookEndpoint
 
@@ -19,10 +20,14 @@ LOG_SIZE = 100
 
 
 class EndpointError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+    """An endpoint that cannot be added: ``field`` names the form field, ``text`` what is wrong
+    (``message``: the same in English)."""
+
+    def __init__(self, field: str, text: Text) -> None:
         self.field = field
-        self.message = message
+        self.text = text
+        self.message = str(text)
+        super().__init__(self.message)
 
 
 @dataclass(frozen=True)
@@ -43,17 +48,22 @@ def add_endpoint(
     """Check and add an endpoint; the caller commits and shows the secret once."""
     url = url.strip()
     if not url or len(url) > 500:
-        raise EndpointError("url", "Enter the https:// address that receives the events.")
+        raise EndpointError("url", Text(N_("Enter the https:// address that receives the events.")))
     try:
         check_url(url, allow_private=allow_private)
     except AddressRefused as exc:
-        raise EndpointError("url", f"This address cannot be used: {exc}.") from exc
+        raise EndpointError(
+            "url", Text(N_("This address cannot be used: %(reason)s."), {"reason": exc.text})
+        ) from exc
     chosen = [event for event in EVENT_TYPES if event in events]
     if not chosen or len(chosen) != len(set(events)):
-        raise EndpointError("events", "Choose at least one of the events listed.")
+        raise EndpointError("events", Text(N_("Choose at least one of the events listed.")))
     active = [e for e in endpoints(session, program) if e.disabled_at is None]
     if len(active) >= MAX_ENDPOINTS:
-        raise EndpointError("url", f"A program can have at most {MAX_ENDPOINTS} endpoints.")
+        raise EndpointError(
+            "url",
+            Text(N_("A program can have at most %(most)s endpoints."), {"most": MAX_ENDPOINTS}),
+        )
     secret = "whsec_" + secrets.token_urlsafe(32)
     endpoint = WebhookEndpoint(
         program_id=program.id,

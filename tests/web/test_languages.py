@@ -336,3 +336,90 @@ def test_every_job_of_the_scheduler_has_a_label(app: Flask) -> None:
     from passes.web.labels import LABELS
 
     assert {job.id for job in jobs(app)} <= set(LABELS["job"])
+
+
+def test_the_domain_s_messages_in_console_forms_in_russian(
+    client: FlaskClient, staff: Staff
+) -> None:
+    """Messages the domain marks (campaigns, segments, webhooks, users, member import) are shown
+    translated; the domain itself keeps saying them in English."""
+    import io
+    import re
+
+    sign_in(client, staff.admin.email)
+    base = f"/console/{staff.program.slug}"
+
+    def post(path: str, data: dict[str, object], language: str = "ru") -> str:
+        token = csrf_token(client, f"{base}/{path}")
+        response = client.post(
+            f"{base}/{path}",
+            data={"csrf_token": token, **data},
+            headers={"Accept-Language": language},
+        )
+        assert response.status_code == 422, (path, response.status_code)
+        return response.get_data(as_text=True)
+
+    campaign = {
+        "title": "Кофе",
+        "text": "Скидка",
+        "kind": "tier",
+        "valid_until": "2099-01-01T10:00",
+    }
+    refused = post("campaigns/new", campaign)
+    assert "Уровень: выберите один из уровней программы" in refused
+    assert 'id="segment.tier-error">выберите один из уровней программы<' in refused
+    english = post("campaigns/new", campaign, "en")
+    assert "Tier: choose one of the program&#39;s tiers" in english
+
+    hook = post("webhooks", {"url": "http://hooks.example/x", "events": "tier.changed"})
+    assert "Этот адрес использовать нельзя: URL должен начинаться с https://." in hook
+    user = post("users", {"email": "nobody", "role": "marketer"})
+    assert "&#39;nobody&#39; — не адрес электронной почты" in user
+    header = post("members/import", {"file": (io.BytesIO(b"nom;mail\n"), "m.csv")})
+    assert (
+        "Ничего не загружено: в строке заголовка нет столбцов name, email (найдено: nom, mail)."
+        in header
+    )
+    rows = b"name,email,points\n,a@ru.example,\nB,b@ru.example,x\n"
+    token = csrf_token(client, f"{base}/members/import")
+    report = client.post(
+        f"{base}/members/import",
+        data={"csrf_token": token, "file": (io.BytesIO(rows), "m.csv")},
+        headers={"Accept-Language": "ru"},
+    ).get_data(as_text=True)
+    assert "<td>name: Введите имя.</td>" in report
+    assert "<td>points: &#39;x&#39; — не целое число баллов</td>" in report
+
+    listing = client.get(f"{base}/members").get_data(as_text=True)
+    number = re.search(r'/members/(\d+)"', listing)
+    assert number is not None
+    page = f"members/{number.group(1)}"
+    nonce = re.search(r'name="nonce" value="([0-9a-f]{32})"', client.get(f"{base}/{page}").text)
+    assert nonce is not None
+    too_many = {"points": "-1000000", "reason": "ошибка", "nonce": nonce.group(1)}
+    token = csrf_token(client, f"{base}/{page}")
+    refused_adjustment = client.post(
+        f"{base}/{page}/adjust",
+        data={"csrf_token": token, **too_many},
+        headers={"Accept-Language": "ru"},
+    )
+    assert refused_adjustment.status_code == 422
+    assert "— списать 1000000 нельзя." in refused_adjustment.get_data(as_text=True)
+
+
+def test_the_domain_keeps_its_english() -> None:
+    from passes.marketing.segments import describe
+    from passes.members.csv_io import ImportFileError, read_rows
+    from passes.webhooks.delivery import AddressRefused, check_url
+
+    assert str(describe({"kind": "wallet", "wallet": "apple"})) == "card in apple wallet"
+    assert str(describe({"kind": "balance", "at_least": 5})) == "balance of at least 5 points"
+    with pytest.raises(AddressRefused, match=r"^the URL must start with https://$"):
+        check_url("http://hooks.example/", allow_private=False)
+    with pytest.raises(ImportFileError) as refused:
+        list(read_rows(["\n"]))
+    assert str(refused.value) == "the file is empty: it needs a header row with name and email"
+    with pytest.raises(ImportFileError, match=r"lacks the column email \(found: name\)$"):
+        list(read_rows(["name\n"]))
+    with pytest.raises(ImportFileError, match=r"\(found: nothing\)$"):
+        list(read_rows(["\ufeff\n"]))  # a byte order mark, then nothing
