@@ -423,3 +423,16 @@ def test_the_domain_keeps_its_english() -> None:
         list(read_rows(["name\n"]))
     with pytest.raises(ImportFileError, match=r"\(found: nothing\)$"):
         list(read_rows(["\ufeff\n"]))  # a byte order mark, then nothing
+
+
+def test_every_column_and_figure_of_the_analytics_has_a_label(
+    db_session: Session, staff: Staff
+) -> None:
+    """A table or figure added to passes/analytics gets its words on the page too."""
+    from passes.analytics.figures import all_tables
+    from passes.web.console_analytics import COLUMNS, FIGURES
+
+    for table in all_tables(db_session, staff.program):
+        assert set(table.columns) == set(COLUMNS[table.name]), table.name
+        if table.name == "overview":
+            assert [key for key, _value in table.rows] == list(FIGURES)
