@@ -17,7 +17,7 @@ from passes.loyalty.barcode import barcode_payload
 from passes.loyalty.card_numbers import generate_card_number
 from passes.loyalty.ledger import welcome
 from passes.loyalty.models import Card, Member, Program
-from passes.text import N_
+from passes.text import N_, Text
 
 NAME_MAX = 120  # the message below says so too
 
@@ -39,7 +39,7 @@ class Applicant:
 class ApplicantErrors(Exception):
     """Field name → message, for forms to show next to each field."""
 
-    errors: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str | Text] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return "; ".join(f"{name}: {message}" for name, message in self.errors.items())
@@ -50,11 +50,31 @@ def email_key(email: str) -> str:
     return email.casefold()
 
 
+_EMAIL_INVALID = N_("This e-mail address is not valid: %(reason)s")
+
+
+def _email_reason(exc: EmailNotValidError) -> str | Text:
+    """Why an address is refused, in words we translate where we can (email-validator says it
+    in English only): the usual mistakes by name, anything rarer as the library says it."""
+    reason = str(exc)
+    if reason.startswith("An email address must have an @-sign"):
+        return Text(N_("it has no @, as in name@example.com."))
+    if "something before the @-sign" in reason:
+        return Text(N_("there is nothing before the @."))
+    if "something after the @-sign" in reason:
+        return Text(N_("there is nothing after the @."))
+    if "before the @-sign" in reason or "two periods in a row" in reason:
+        return Text(N_("the part before the @ has characters an address cannot have."))
+    if "after the @-sign" in reason:
+        return Text(N_("the part after the @ is not a domain name such as example.com."))
+    return reason
+
+
 def validate_applicant(
     *, name: str, email: str, phone: str = "", birthday: str = "", consent: bool, today: date
 ) -> Applicant:
     """Check and normalise raw form input; raise ApplicantErrors naming every bad field at once."""
-    errors: dict[str, str] = {}
+    errors: dict[str, str | Text] = {}
     name = " ".join(name.split())
     if not name:
         errors["name"] = N_("Please enter your name.")
@@ -69,7 +89,7 @@ def validate_applicant(
         try:
             normalized_email = validate_email(email, check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            errors["email"] = f"This e-mail address is not valid: {exc}"
+            errors["email"] = Text(_EMAIL_INVALID, {"reason": _email_reason(exc)})
 
     normalized_phone: str | None = None
     phone_digits = re.sub(r"[\s()\-.]", "", phone)

@@ -171,7 +171,10 @@ def _import_row(
             today=today,
         )
     except ApplicantErrors as errors:
-        problems[:0] = [(name, Text(message)) for name, message in errors.errors.items()]
+        problems[:0] = [
+            (name, message if isinstance(message, Text) else Text(message))
+            for name, message in errors.errors.items()
+        ]
         applicant = None
     if applicant is None or problems:
         report.rejections.append(Rejection(line, tuple(problems)))

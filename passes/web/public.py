@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import lru_cache
 
@@ -30,7 +31,7 @@ from passes.loyalty.view import card_view
 from passes.marketing.models import Campaign
 from passes.push.google_objects import save_link
 from passes.qr import qr_png, qr_svg
-from passes.text import N_
+from passes.text import N_, Text
 from passes.wallet.apple.images import render_google_images
 from passes.wallet.google.save_link import JwtTooLong
 from passes.web import FORM_EXPIRED
@@ -72,7 +73,7 @@ def index() -> str:
 
 
 def _render_join(
-    program: Program, values: dict[str, str], errors: dict[str, str], status: int
+    program: Program, values: dict[str, str], errors: Mapping[str, str | Text], status: int
 ) -> tuple[str, int]:
     return (
         render_template("join.html", program=program, values=values, errors=errors),

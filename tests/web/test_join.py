@@ -84,6 +84,37 @@ def test_bad_input_re_renders_with_messages_and_keeps_values(
     assert count(db_session, Member) == 0 and count(db_session, Card) == 0
 
 
+@pytest.mark.parametrize(
+    ("email", "english", "russian"),
+    [
+        ("anna", "it has no @", "в нём нет @"),
+        ("anna@", "there is nothing after the @", "после @ ничего нет"),
+        ("anna@localhost", "not a domain name such as example.com", "не имя домена"),
+        ("an na@example.com", "characters an address cannot have", "символы, которых в адресе"),
+        ("anna@-example.com", "not a domain name such as example.com", "не имя домена"),
+    ],
+)
+def test_a_bad_e_mail_address_is_explained_in_the_visitors_language(
+    client: FlaskClient, program: Program, email: str, english: str, russian: str
+) -> None:
+    data = form(client, program, name="Анна", email=email)
+    html = client.post(f"/p/{program.slug}/join", data=data).get_data(as_text=True)
+    assert "This e-mail address is not valid: " in html and english in html
+    data = form(client, program, name="Анна", email=email)
+    html = client.post(
+        f"/p/{program.slug}/join", data=data, headers={"Accept-Language": "ru"}
+    ).get_data(as_text=True)
+    assert "Этот адрес электронной почты не подходит: " in html and russian in html
+
+
+def test_a_reason_we_do_not_word_ourselves_is_said_as_email_validator_says_it() -> None:
+    from email_validator import EmailNotValidError
+
+    from passes.loyalty.enrollment import _email_reason
+
+    assert _email_reason(EmailNotValidError("Some rarer mistake.")) == "Some rarer mistake."
+
+
 def test_missing_or_wrong_csrf_token_is_refused_with_the_form(
     client: FlaskClient, program: Program, db_session: Session
 ) -> None:
