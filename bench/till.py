@@ -27,10 +27,10 @@ from _common import (
 )
 
 from passes import create_app
+from passes.accounts.api_keys import issue_key
 from passes.loyalty.enrollment import Applicant, enroll
 from passes.loyalty.models import Store
 from passes.migrate import upgrade
-from passes.web.api.keys import issue_key
 
 
 def prepare(env: dict[str, str], cards: int) -> tuple[str, list[str]]:

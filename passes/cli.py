@@ -233,8 +233,8 @@ def create_api_key(
     """Create an API key and print it once (only its hash is stored)."""
     from datetime import timedelta
 
+    from passes.accounts.api_keys import issue_key
     from passes.db import utcnow
-    from passes.web.api.keys import issue_key
 
     role = role or ("store" if store_name else None)
     if role is None:

@@ -10,10 +10,10 @@ from sqlalchemy import Connection, bindparam, insert, literal, select, text
 from sqlalchemy.exc import IntegrityError
 
 from factories import make_program
+from passes.accounts.api_keys import issue_key
 from passes.db import make_sessionmaker
 from passes.driver_sql import DriverStatement
 from passes.loyalty.models import IdempotencyRecord, Program
-from passes.web.api.keys import issue_key
 
 _RECORD = DriverStatement(
     insert(IdempotencyRecord)

@@ -18,11 +18,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from passes.accounts.api_keys import issue_key
 from passes.accounts.models import ROLES, SignInFailure, StaffUser
 from passes.db import utcnow
 from passes.loyalty.models import Program, Store
 from passes.text import N_, Text
-from passes.web.api.keys import issue_key
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 200

@@ -11,6 +11,8 @@ from flask_babel import gettext
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
+from passes.accounts.api_keys import ROLES as KEY_ROLES
+from passes.accounts.api_keys import issue_key
 from passes.accounts.models import ROLES, StaffUser
 from passes.accounts.service import (
     AccountError,
@@ -22,8 +24,6 @@ from passes.accounts.service import (
 from passes.db import utcnow
 from passes.loyalty.models import ApiKey, Store
 from passes.text import N_, Text
-from passes.web.api.keys import ROLES as KEY_ROLES
-from passes.web.api.keys import issue_key
 from passes.web.console import console, staff_page
 from passes.web.context import db
 from passes.web.i18n import translate

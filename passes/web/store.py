@@ -10,11 +10,11 @@ from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response as BaseResponse
 
+from passes.accounts.api_keys import KeyRejected, authenticate
 from passes.db import utcnow
 from passes.loyalty.calculator import _MINOR_DIGITS
 from passes.loyalty.ledger import rules_of
 from passes.loyalty.models import ApiKey
-from passes.web.api.keys import KeyRejected, authenticate
 from passes.web.api.till import till
 from passes.web.context import db
 from passes.web.script_text import SCANNER_TEXT, script_text

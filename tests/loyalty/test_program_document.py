@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from factories import BARCODE_KEY, make_program
+from passes.accounts.api_keys import issue_key
 from passes.demo import load_demo
 from passes.loyalty.models import Program, RewardStock
 from passes.loyalty.program_document import (
@@ -22,7 +23,6 @@ from passes.loyalty.program_document import (
     export_program,
     parse_program_document,
 )
-from passes.web.api.keys import issue_key
 
 
 @pytest.fixture

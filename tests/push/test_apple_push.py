@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from factories import make_card, make_program
+from passes.accounts.api_keys import issue_key
 from passes.db import utcnow
 from passes.jobs import push_service
 from passes.loyalty.ledger import adjust, lock_card
@@ -27,7 +28,6 @@ from passes.push.apns import BlockingApnsClient, PushResult
 from passes.push.apple_sender import LEASE, deliver_apple_updates
 from passes.push.models import AppleDevice
 from passes.push.service import ApplePushService, apns_client_factory
-from passes.web.api.keys import issue_key
 from passes.webhooks.endpoints import add_endpoint
 from passes.webhooks.models import WebhookDelivery
 from support import PASS_TYPE_IDENTIFIER

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from factories import make_card, make_program
 from passes import create_app
+from passes.accounts.api_keys import issue_key
 from passes.jobs import deliver_wallet_updates, google_service, push_service
 from passes.loyalty.models import Card, WalletUpdate
 from passes.state import AppState
 from passes.wallet.apple.devcerts import DevChain
-from passes.web.api.keys import issue_key
 from support import (
     PASS_TYPE_IDENTIFIER,
     apns_settings,

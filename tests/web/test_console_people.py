@@ -11,9 +11,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from passes.accounts.api_keys import issue_key
 from passes.accounts.models import StaffUser
 from passes.loyalty.models import ApiKey
-from passes.web.api.keys import issue_key
 from support import csrf_token
 from web_staff import Staff, sign_in
 

@@ -170,7 +170,7 @@ def test_the_scanner_in_russian(client: FlaskClient, db_session: Session) -> Non
     import json
     import re
 
-    from passes.web.api.keys import issue_key
+    from passes.accounts.api_keys import issue_key
 
     program = make_program(db_session)
     token = issue_key(db_session, program, role="store", name="till", store=program.stores[0]).token

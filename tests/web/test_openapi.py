@@ -13,7 +13,7 @@ from openapi_spec_validator import validate
 from sqlalchemy.orm import Session
 
 from factories import make_card, make_program
-from passes.web.api.keys import issue_key
+from passes.accounts.api_keys import issue_key
 
 
 def spec(client: FlaskClient) -> dict[str, Any]:

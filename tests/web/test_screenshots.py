@@ -25,6 +25,7 @@ from werkzeug.serving import make_server
 
 from factories import TIERS, make_card, make_program
 from passes import create_app
+from passes.accounts.api_keys import issue_key
 from passes.accounts.service import create_user
 from passes.db import make_engine, make_sessionmaker
 from passes.loyalty.ledger import adjust
@@ -32,7 +33,6 @@ from passes.loyalty.models import Card, Purchase
 from passes.migrate import upgrade
 from passes.qr import qr_png
 from passes.wallet.apple.devcerts import DevChain
-from passes.web.api.keys import issue_key
 from support import app_config
 
 if TYPE_CHECKING:

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from factories import BARCODE_KEY, TIERS, make_card, make_program
+from passes.accounts.api_keys import issue_key
 from passes.db import utcnow
 from passes.loyalty.barcode import barcode_payload
 from passes.loyalty.models import ApiKey, Card, Program
-from passes.web.api.keys import issue_key
 from passes.web.api.till import STAFF_SESSION_KEY
 from support import csrf_token
 

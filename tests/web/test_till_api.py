@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from factories import BARCODE_KEY, make_card, make_program
+from passes.accounts.api_keys import issue_key
 from passes.db import utcnow
 from passes.loyalty.barcode import barcode_payload
 from passes.loyalty.ledger import check_ledger, sync_reward_stock
@@ -26,7 +27,6 @@ from passes.loyalty.models import (
     Purchase,
     WalletUpdate,
 )
-from passes.web.api.keys import issue_key
 
 RULES: dict[str, Any] = {
     "timezone": "Europe/Moscow",

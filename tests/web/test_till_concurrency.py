@@ -15,12 +15,12 @@ from sqlalchemy import Engine, delete, func, select
 
 from factories import make_card, make_program
 from passes import create_app
+from passes.accounts.api_keys import issue_key
 from passes.db import make_sessionmaker
 from passes.loyalty.ledger import adjust, check_ledger
 from passes.loyalty.models import Card, LedgerEntry, Program, Purchase
 from passes.wallet.apple.devcerts import DevChain
 from passes.web.api import till as till_api
-from passes.web.api.keys import issue_key
 from support import app_config
 
 THREADS = 8

@@ -26,6 +26,17 @@ from sqlalchemy.orm import Session, joinedload
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
+from passes.accounts.api_keys import (
+    BY_PREFIX,
+    CALLER_COLUMNS,
+    Caller,
+    KeyRejected,
+    authenticate,
+    caller_by_id,
+    secret_hash,
+    split_token,
+    verify,
+)
 from passes.db import DirectConnection, utcnow
 from passes.driver_sql import DriverStatement
 from passes.loyalty import ledger, ledger_sql
@@ -41,17 +52,6 @@ from passes.loyalty.models import (
     Purchase,
     RewardStock,
     Store,
-)
-from passes.web.api.keys import (
-    BY_PREFIX,
-    CALLER_COLUMNS,
-    Caller,
-    KeyRejected,
-    authenticate,
-    caller_by_id,
-    secret_hash,
-    split_token,
-    verify,
 )
 from passes.web.api.problems import Problem, problem_response
 from passes.web.api.schemas import (
