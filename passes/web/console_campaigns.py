@@ -70,7 +70,8 @@ def new_campaign(slug: str, user: StaffUser) -> BaseResponse:
         try:
             draft = replace(draft, image=reencode_upload(upload.read(), "offer"))
         except ImageError as exc:
-            return _form(user, form, errors={"image": str(exc)}, reached=None, status=422)
+            errors = {"image": translate(exc.text)}
+            return _form(user, form, errors=errors, reached=None, status=422)
     campaign = schedule_campaign(db(), program, draft, user.email, now)
     db().commit()
     return redirect(url_for("console.campaign", slug=slug, campaign_id=campaign.id), 303)

@@ -34,6 +34,7 @@ from passes.wallet.google.preview import google_card_preview
 from passes.wallet.sample import sample_card_view
 from passes.web.console import CONSOLE_ROLES, console, staff_page
 from passes.web.context import db
+from passes.web.i18n import translate
 from passes.web.script_text import DESIGNER_TEXT, script_text
 
 TEXT_FIELDS = ("name", "organization_name", "description", "points_label", "terms")
@@ -122,7 +123,7 @@ def _draft(program: Program) -> tuple[dict[str, Any], list[tuple[str, str]]]:
             try:
                 pixels = reencode_upload(upload.read(), name)
             except ImageError as exc:
-                errors.append((f"images.{name}", str(exc)))
+                errors.append((f"images.{name}", translate(exc.text)))
                 continue
             document["images"][name] = base64.b64encode(pixels).decode("ascii")
         elif form.get(f"remove_{name}"):

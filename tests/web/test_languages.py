@@ -436,3 +436,55 @@ def test_every_column_and_figure_of_the_analytics_has_a_label(
         assert set(table.columns) == set(COLUMNS[table.name]), table.name
         if table.name == "overview":
             assert [key for key, _value in table.rows] == list(FIGURES)
+
+
+def test_a_refused_upload_is_explained_in_the_visitor_s_language(
+    client: FlaskClient, staff: Staff
+) -> None:
+    """The designer and the campaign form say why an image is refused in the visitor's
+    language; ImageError itself keeps its English."""
+    from passes.wallet.apple.images import ImageError, reencode_upload
+
+    sign_in(client, staff.marketer.email)
+    base = f"/console/{staff.program.slug}"
+
+    def upload(path: str, field: str, data: bytes, language: str) -> str:
+        refused = client.post(
+            f"{base}/{path}",
+            data={
+                "csrf_token": csrf_token(client, f"{base}/{path}"),
+                field: (io.BytesIO(data), "x.png"),
+            },
+            headers={"Accept-Language": language},
+            content_type="multipart/form-data",
+        )
+        assert refused.status_code == 422, path
+        return refused.get_data(as_text=True)
+
+    russian = upload("design", "image_icon", b"not an image", "ru")
+    assert (
+        "<code>images.icon</code>: файл в поле «Значок» не удалось прочитать; "
+        "загрузите файл PNG, JPEG, GIF или WebP</li>" in russian
+    )
+    english = upload("design", "image_icon", b"not an image", "en")
+    assert (
+        "<code>images.icon</code>: icon image could not be read; "
+        "upload a PNG, JPEG, GIF or WebP file</li>" in english
+    )
+    campaign = {"title": "Кофе", "text": "Скидка", "kind": "all", "valid_until": "2099-01-01T10:00"}
+    token = csrf_token(client, f"{base}/campaigns/new")
+    refused = client.post(
+        f"{base}/campaigns/new",
+        data={"csrf_token": token, **campaign, "image": (io.BytesIO(b""), "empty.png")},
+        headers={"Accept-Language": "ru"},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422
+    assert 'id="image-error">файл в поле «Картинка» пуст<' in refused.get_data(as_text=True)
+
+    with pytest.raises(ImageError) as caught:
+        reencode_upload(b"", "offer")
+    assert str(caught.value) == "offer image is empty"
+    with pytest.raises(ImageError) as caught:
+        reencode_upload(b"junk", "banner")  # a name of no form: said as it is
+    assert str(caught.value).startswith("banner image could not be read;")

@@ -20,6 +20,8 @@ from typing import Final
 
 from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageFilter, ImageFont, ImageOps
 
+from passes.text import N_, Text
+
 __all__ = [
     "ICON_SIZES",
     "IMAGE_NAMES",
@@ -74,7 +76,28 @@ TEXT_LOCK: Final = _TEXT_LOCK  # for other drawing with the vendored font (the p
 
 
 class ImageError(ValueError):
-    """An uploaded image cannot be used; the message names which one and why."""
+    """An uploaded image cannot be used; ``text`` names which one and why (``str()``: the same
+    in English)."""
+
+    def __init__(self, text: Text | str) -> None:
+        self.text = text if isinstance(text, Text) else Text(text)
+        super().__init__(str(self.text))
+
+
+#: The uploads' names, as the forms label their fields (a page shows "the file in the field
+#: «Logo» …"); an upload of another name is named as it is.
+_UPLOAD_FIELDS: Final[dict[str, str]] = {
+    "logo": N_("logo"),
+    "icon": N_("icon"),
+    "strip": N_("strip"),
+    "offer": N_("offer"),
+}
+
+
+def _refused(message: str, name: str, **values: object) -> ImageError:
+    """An ImageError saying ``message`` (marked with N_) about the upload ``name``."""
+    field = _UPLOAD_FIELDS.get(name)
+    return ImageError(Text(message, {"name": Text(field) if field else name, **values}))
 
 
 # --------------------------------------------------------------------------- colours
@@ -202,12 +225,15 @@ def _monogram_mask(side: int, text: str, *, scale: float = 1.0) -> Image.Image:
 def _decode_upload(data: bytes, name: str) -> Image.Image:
     """Decode an upload to upright RGBA pixels in sRGB, or raise ImageError naming it."""
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise ImageError(f"{name} image must be bytes")
+        raise _refused(N_("%(name)s image must be bytes"), name)
     if len(data) == 0:
-        raise ImageError(f"{name} image is empty")
+        raise _refused(N_("%(name)s image is empty"), name)
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ImageError(
-            f"{name} image is too large ({len(data)} bytes; at most {MAX_UPLOAD_BYTES})"
+        raise _refused(
+            N_("%(name)s image is too large (%(size)s bytes; at most %(most)s)"),
+            name,
+            size=len(data),
+            most=MAX_UPLOAD_BYTES,
         )
     try:
         with warnings.catch_warnings():
@@ -217,9 +243,16 @@ def _decode_upload(data: bytes, name: str) -> Image.Image:
             if not (0 < width <= MAX_UPLOAD_SIDE and 0 < height <= MAX_UPLOAD_SIDE) or (
                 width * height > MAX_UPLOAD_PIXELS
             ):
-                raise ImageError(
-                    f"{name} image is {width}x{height} pixels; at most {MAX_UPLOAD_SIDE} "
-                    f"pixels a side and {MAX_UPLOAD_PIXELS} pixels in all are accepted"
+                raise _refused(
+                    N_(
+                        "%(name)s image is %(width)sx%(height)s pixels; at most %(side)s "
+                        "pixels a side and %(pixels)s pixels in all are accepted"
+                    ),
+                    name,
+                    width=width,
+                    height=height,
+                    side=MAX_UPLOAD_SIDE,
+                    pixels=MAX_UPLOAD_PIXELS,
                 )
             opened.load()
             icc = opened.info.get("icc_profile")
@@ -227,10 +260,10 @@ def _decode_upload(data: bytes, name: str) -> Image.Image:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name} image has too many pixels") from exc
+        raise _refused(N_("%(name)s image has too many pixels"), name) from exc
     except Exception as exc:  # pillow raises many types for hostile or truncated files
-        raise ImageError(
-            f"{name} image could not be read; upload a PNG, JPEG, GIF or WebP file"
+        raise _refused(
+            N_("%(name)s image could not be read; upload a PNG, JPEG, GIF or WebP file"), name
         ) from exc
     return _to_srgb(image, icc)
 
