@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from passes.db import utcnow
 from passes.driver_sql import DriverStatement
 from passes.loyalty.models import ApiKey, Program, Store
+from passes.text import N_, Text
 
 ROLES = ("store", "partner", "admin")
 
@@ -62,7 +63,12 @@ def issue_key(
 
 
 class KeyRejected(Exception):
-    """Why a presented key does not authenticate (the detail is safe to show)."""
+    """Why a presented key does not authenticate (the detail is safe to show): ``text`` says it
+    for a page to translate, ``str()`` in English (the till API's problem detail)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self.text = text
 
 
 @dataclass(frozen=True)
@@ -108,10 +114,12 @@ _SECRET_HASH, _REVOKED_AT, _EXPIRES_AT = 6, 7, 8  # positions in CALLER_COLUMNS
 
 def _caller(row: tuple[Any, ...], now: datetime) -> Caller:
     if row[_REVOKED_AT] is not None:
-        raise KeyRejected("the API key has been revoked")
+        raise KeyRejected(Text(N_("the API key has been revoked")))
     expires_at = row[_EXPIRES_AT]
     if expires_at is not None and expires_at <= now:
-        raise KeyRejected(f"the API key expired on {expires_at.isoformat()}")
+        raise KeyRejected(
+            Text(N_("the API key expired on %(when)s"), {"when": expires_at.isoformat()})
+        )
     return Caller(*row[:6])
 
 
@@ -119,7 +127,7 @@ def split_token(token: str) -> tuple[str, str]:
     """(prefix, secret) of ``token``, or KeyRejected when it is not shaped like one of ours."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "lp" or not parts[1] or not parts[2]:
-        raise KeyRejected("the API key is malformed (expected lp_<prefix>_<secret>)")
+        raise KeyRejected(Text(N_("the API key is malformed (expected lp_<prefix>_<secret>)")))
     return parts[1], parts[2]
 
 
@@ -128,7 +136,7 @@ def verify(row: tuple[Any, ...] | None, secret: str, now: datetime | None = None
     ``secret`` is its secret, or KeyRejected. Unknown prefixes still cost a comparison."""
     expected = row[_SECRET_HASH] if row is not None else secret_hash("no such key")
     if not hmac.compare_digest(secret_hash(secret), expected) or row is None:
-        raise KeyRejected("the API key is not valid")
+        raise KeyRejected(Text(N_("the API key is not valid")))
     return _caller(row, now or utcnow())
 
 
@@ -145,5 +153,5 @@ def caller_by_id(session: Session | Connection, key_id: int, now: datetime | Non
     connection = session.connection() if isinstance(session, Session) else session
     row = _BY_ID.first(connection, {"key_id": key_id})
     if row is None:
-        raise KeyRejected("the API key no longer exists")
+        raise KeyRejected(Text(N_("the API key no longer exists")))
     return _caller(row, now or utcnow())

@@ -17,6 +17,7 @@ from passes.loyalty.ledger import rules_of
 from passes.loyalty.models import ApiKey
 from passes.web.api.till import till
 from passes.web.context import db
+from passes.web.i18n import translate
 from passes.web.script_text import SCANNER_TEXT, script_text
 from passes.web.staff_session import STAFF_SESSION_KEY, user_session_lapsed
 
@@ -72,7 +73,8 @@ def login() -> BaseResponse:
     try:
         key = authenticate(db(), token)
     except KeyRejected as exc:
-        return _render_login(gettext("Cannot sign in: %(reason)s.", reason=str(exc)), 422)
+        reason = translate(exc.text)  # the till API says it in English (str(exc))
+        return _render_login(gettext("Cannot sign in: %(reason)s.", reason=reason), 422)
     if key.role not in STAFF_ROLES:
         return _render_login(
             gettext(

@@ -488,3 +488,51 @@ def test_a_refused_upload_is_explained_in_the_visitor_s_language(
     with pytest.raises(ImageError) as caught:
         reencode_upload(b"junk", "banner")  # a name of no form: said as it is
     assert str(caught.value).startswith("banner image could not be read;")
+
+
+def test_the_scanner_sign_in_says_why_a_key_is_refused_in_the_visitor_s_language(
+    client: FlaskClient, db_session: Session
+) -> None:
+    """The store sign-in page translates why a key does not open it; the till API's problem
+    detail about the same key stays English whatever the browser asks for."""
+    from passes.accounts.api_keys import KeyRejected, issue_key, split_token
+    from passes.db import utcnow
+
+    program = make_program(db_session)
+    card = make_card(db_session, program)
+    revoked = issue_key(db_session, program, role="store", name="old", store=program.stores[0])
+    revoked.record.revoked_at = utcnow()
+    db_session.commit()
+
+    def sign_in_page(token: str, language: str) -> str:
+        response = client.post(
+            "/store/login",
+            data={"csrf_token": csrf_token(client, "/store/login"), "api_key": token},
+            headers={"Accept-Language": language},
+        )
+        assert response.status_code == 422
+        return response.get_data(as_text=True)
+
+    assert "Войти не удалось: API-ключ отозван." in sign_in_page(revoked.token, "ru")
+    assert (
+        "Войти не удалось: API-ключ записан неверно (ожидается lp_&lt;префикс&gt;_&lt;секрет&gt;)."
+        in sign_in_page("not-a-key", "ru")
+    )
+    assert "Cannot sign in: the API key has been revoked." in sign_in_page(revoked.token, "en")
+    assert (
+        "Cannot sign in: the API key is malformed (expected lp_&lt;prefix&gt;_&lt;secret&gt;)."
+        in sign_in_page("not-a-key", "en")
+    )
+
+    for token, detail in (
+        (revoked.token, "the API key has been revoked"),
+        ("not-a-key", "the API key is malformed (expected lp_<prefix>_<secret>)"),
+    ):
+        api = client.get(
+            f"/api/v1/cards/{card.number}",
+            headers={"Authorization": f"Bearer {token}", "Accept-Language": "ru"},
+        )
+        assert api.status_code == 401 and api.json is not None
+        assert api.json["detail"] == detail
+    with pytest.raises(KeyRejected, match=r"^the API key is malformed"):
+        split_token("lp__")
