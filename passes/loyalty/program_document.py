@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from passes.loyalty.ledger import sync_reward_stock
 from passes.loyalty.models import Program, Store
 from passes.loyalty.rules import ProgramRules, RulesError, parse_rules, rules_to_dict
+from passes.text import N_, Text
 from passes.wallet.apple.images import ImageError, render_pass_images, validate_colour
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -46,12 +48,18 @@ FORMAT = "loyalpass.program/1"
 
 
 class ProgramDocumentError(ValueError):
-    """Every problem of a document at once, as (field path, message) pairs."""
+    """Every problem of a document at once, as (field path, message) pairs: ``errors`` with the
+    messages in English (the API and the CLI say them), ``problems`` with them as
+    :class:`~passes.text.Text` for a page to translate (the designer)."""
 
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        self.errors = errors
+    def __init__(self, errors: Sequence[tuple[str, Text | str]]) -> None:
+        self.problems: list[tuple[str, Text]] = [
+            (path, message if isinstance(message, Text) else Text(message))
+            for path, message in errors
+        ]
+        self.errors: list[tuple[str, str]] = [(path, str(text)) for path, text in self.problems]
         super().__init__(
-            "; ".join(f"{path or '(document)'}: {message}" for path, message in errors)
+            "; ".join(f"{path or '(document)'}: {message}" for path, message in self.errors)
         )
 
 
@@ -87,10 +95,12 @@ class ProgramDocument:
 
 class _Errors:
     def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []
+        self.items: list[tuple[str, Text]] = []
 
-    def add(self, path: str, message: str) -> None:
-        self.items.append((path, message))
+    def add(self, path: str, message: Text | str, **values: object) -> None:
+        """Record ``message``: marked with N_ (its ``%(name)s`` filled from ``values``), or a
+        Text already."""
+        self.items.append((path, message if isinstance(message, Text) else Text(message, values)))
 
 
 def _text(
@@ -99,32 +109,32 @@ def _text(
     value = data.get(key)
     if value is None:
         if required:
-            errors.add(path, "is required")
+            errors.add(path, N_("is required"))
         return None
     if not isinstance(value, str):
-        errors.add(path, "must be a string")
+        errors.add(path, N_("must be a string"))
         return None
     value = value.strip()
     if required and not value:
-        errors.add(path, "must not be empty")
+        errors.add(path, N_("must not be empty"))
     if len(value) > limit:
-        errors.add(path, f"must be at most {limit} characters")
+        errors.add(path, N_("must be at most %(most)s characters"), most=limit)
     return value
 
 
 def _unknown(errors: _Errors, data: dict[str, Any], allowed: set[str], prefix: str) -> None:
     for key in sorted(set(data) - allowed):
-        errors.add(f"{prefix}{key}", "is not a known field")
+        errors.add(f"{prefix}{key}", N_("is not a known field"))
 
 
 def _coordinate(errors: _Errors, value: Any, path: str, bound: float) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        errors.add(path, "must be a number")
+        errors.add(path, N_("must be a number"))
         return None
     if not -bound <= value <= bound:
-        errors.add(path, f"must be between -{bound:g} and {bound:g}")
+        errors.add(path, N_("must be between -%(bound)s and %(bound)s"), bound=f"{bound:g}")
         return None
     return float(value)
 
@@ -133,13 +143,13 @@ def parse_program_document(data: Any) -> ProgramDocument:
     """Validate a whole document; raise ProgramDocumentError listing every problem."""
     errors = _Errors()
     if not isinstance(data, dict):
-        raise ProgramDocumentError([("", "must be a JSON object")])
+        raise ProgramDocumentError([("", Text(N_("must be a JSON object")))])
     _unknown(errors, data, TOP_LEVEL, "")
     if data.get("format", FORMAT) != FORMAT:
-        errors.add("format", f"must be {FORMAT!r}")
+        errors.add("format", N_("must be %(format)s"), format=repr(FORMAT))
     slug = _text(errors, data, "slug", "slug", limit=63, required=True)
     if slug and not SLUG.fullmatch(slug):
-        errors.add("slug", "must be 2-63 lower-case letters, digits and dashes")
+        errors.add("slug", N_("must be 2-63 lower-case letters, digits and dashes"))
     name = _text(errors, data, "name", "name", limit=120, required=True)
     organization = _text(
         errors, data, "organization_name", "organization_name", limit=120, required=True
@@ -147,14 +157,14 @@ def parse_program_document(data: Any) -> ProgramDocument:
     description = _text(errors, data, "description", "description", limit=200, required=True)
     prefix = _text(errors, data, "card_prefix", "card_prefix", limit=6, required=True)
     if prefix and not PREFIX.fullmatch(prefix):
-        errors.add("card_prefix", "must be 2 to 6 digits")
+        errors.add("card_prefix", N_("must be 2 to 6 digits"))
     points_label = _text(errors, data, "points_label", "points_label", limit=40, required=False)
     terms = _text(errors, data, "terms", "terms", limit=4000, required=False)
 
     raw_labels = data.get("labels") or {}
     field_labels: dict[str, str] = {}
     if not isinstance(raw_labels, dict):
-        errors.add("labels", "must be an object")
+        errors.add("labels", N_("must be an object"))
         raw_labels = {}
     _unknown(errors, raw_labels, set(LABEL_KEYS), "labels.")
     for key in LABEL_KEYS:
@@ -165,7 +175,7 @@ def parse_program_document(data: Any) -> ProgramDocument:
     colors = data.get("colors") or {}
     chosen: dict[str, str] = {}
     if not isinstance(colors, dict):
-        errors.add("colors", "must be an object")
+        errors.add("colors", N_("must be an object"))
         colors = {}
     _unknown(errors, colors, {"background", "foreground", "label"}, "colors.")
     for key, default in (
@@ -176,12 +186,12 @@ def parse_program_document(data: Any) -> ProgramDocument:
         try:
             chosen[key] = validate_colour(colors.get(key, default))
         except (ValueError, TypeError, AttributeError):
-            errors.add(f"colors.{key}", "must be a colour like #3b2a20")
+            errors.add(f"colors.{key}", N_("must be a colour like #3b2a20"))
 
     images: dict[str, bytes | None] = {}
     raw_images = data.get("images") or {}
     if not isinstance(raw_images, dict):
-        errors.add("images", "must be an object")
+        errors.add("images", N_("must be an object"))
         raw_images = {}
     _unknown(errors, raw_images, set(IMAGE_NAMES), "images.")
     for key in IMAGE_NAMES:
@@ -190,36 +200,36 @@ def parse_program_document(data: Any) -> ProgramDocument:
             images[key] = None
             continue
         if not isinstance(value, str):
-            errors.add(f"images.{key}", "must be base64-encoded PNG or JPEG, or null")
+            errors.add(f"images.{key}", N_("must be base64-encoded PNG or JPEG, or null"))
             continue
         try:
             images[key] = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            errors.add(f"images.{key}", "is not valid base64")
+            errors.add(f"images.{key}", N_("is not valid base64"))
 
     support = data.get("support") or {}
     if not isinstance(support, dict):
-        errors.add("support", "must be an object")
+        errors.add("support", N_("must be an object"))
         support = {}
     _unknown(errors, support, {"email", "phone", "website"}, "support.")
     email = _text(errors, support, "email", "support.email", limit=254, required=False)
     phone = _text(errors, support, "phone", "support.phone", limit=32, required=False)
     website = _text(errors, support, "website", "support.website", limit=200, required=False)
     if website and not website.startswith(("https://", "http://")):
-        errors.add("support.website", "must start with https://")
+        errors.add("support.website", N_("must start with https://"))
 
     stores: list[StoreSpec] = []
     raw_stores = data.get("stores") or []
     if not isinstance(raw_stores, list):
-        errors.add("stores", "must be a list")
+        errors.add("stores", N_("must be a list"))
         raw_stores = []
     if len(raw_stores) > MAX_STORES:
-        errors.add("stores", f"at most {MAX_STORES} stores")
+        errors.add("stores", N_("at most %(most)s stores"), most=MAX_STORES)
     seen: set[str] = set()
     for index, raw in enumerate(raw_stores):
         path = f"stores[{index}]"
         if not isinstance(raw, dict):
-            errors.add(path, "must be an object")
+            errors.add(path, N_("must be an object"))
             continue
         _unknown(
             errors, raw, {"name", "address", "latitude", "longitude", "relevant_text"}, f"{path}."
@@ -227,12 +237,12 @@ def parse_program_document(data: Any) -> ProgramDocument:
         store_name = _text(errors, raw, "name", f"{path}.name", limit=120, required=True)
         if store_name:
             if store_name in seen:
-                errors.add(f"{path}.name", f"{store_name!r} appears twice")
+                errors.add(f"{path}.name", N_("%(name)s appears twice"), name=repr(store_name))
             seen.add(store_name)
         latitude = _coordinate(errors, raw.get("latitude"), f"{path}.latitude", 90)
         longitude = _coordinate(errors, raw.get("longitude"), f"{path}.longitude", 180)
         if (raw.get("latitude") is None) != (raw.get("longitude") is None):
-            errors.add(path, "give both latitude and longitude, or neither")
+            errors.add(path, N_("give both latitude and longitude, or neither"))
         stores.append(
             StoreSpec(
                 name=store_name or "",
@@ -250,8 +260,8 @@ def parse_program_document(data: Any) -> ProgramDocument:
     try:
         rules = parse_rules(data.get("rules") or {})
     except RulesError as exc:
-        for path, message in exc.errors:
-            errors.add(f"rules.{path}" if path else "rules", message)
+        for path, text in exc.problems:
+            errors.add(f"rules.{path}" if path else "rules", text)
 
     if not errors.items and any(images.values()):
         try:
@@ -264,7 +274,7 @@ def parse_program_document(data: Any) -> ProgramDocument:
                 strip=images.get("strip"),
             )
         except ImageError as exc:
-            errors.add("images", str(exc))
+            errors.add("images", exc.text)
 
     if errors.items or rules is None:
         raise ProgramDocumentError(errors.items)
@@ -348,14 +358,14 @@ def apply_program_document(session: Session, document: ProgramDocument) -> tuple
         )
     )
     if clash is not None:
-        raise ProgramDocumentError([("card_prefix", f"is already used by program {clash.slug!r}")])
+        used = Text(N_("is already used by program %(program)s"), {"program": repr(clash.slug)})
+        raise ProgramDocumentError([("card_prefix", used)])
     if program is None:
         program = Program(slug=document.slug, card_prefix=document.card_prefix)
         session.add(program)
     elif program.card_prefix != document.card_prefix:
-        raise ProgramDocumentError(
-            [("card_prefix", f"cannot change from {program.card_prefix}: cards carry it")]
-        )
+        fixed = N_("cannot change from %(prefix)s: cards carry it")
+        raise ProgramDocumentError([("card_prefix", Text(fixed, {"prefix": program.card_prefix}))])
     program.name = document.name
     program.organization_name = document.organization_name
     program.description = document.description

@@ -46,6 +46,8 @@ from datetime import date
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
+from passes.text import N_, Text
+
 BP = 10000
 """Basis points in one whole: 100 %, or a multiplier of ×1."""
 
@@ -71,14 +73,20 @@ CalendarPeriod = Literal["calendar_month", "calendar_year"]
 
 
 class RulesError(ValueError):
-    """Every problem of a rules document at once, as (field path, message) pairs.
+    """Every problem of a rules document at once, as (field path, message) pairs: ``errors``
+    with the messages in English, ``problems`` with them as :class:`~passes.text.Text` for a
+    page to translate.
 
     Paths look like ``earning.threshold``, ``tiers.levels[2].threshold``,
     ``earning.holidays[0].end``; the empty path is the document itself.
     """
 
-    def __init__(self, errors: Sequence[tuple[str, str]]) -> None:
-        self.errors: list[tuple[str, str]] = list(errors)
+    def __init__(self, errors: Sequence[tuple[str, Text | str]]) -> None:
+        self.problems: list[tuple[str, Text]] = [
+            (path, message if isinstance(message, Text) else Text(message))
+            for path, message in errors
+        ]
+        self.errors: list[tuple[str, str]] = [(path, str(text)) for path, text in self.problems]
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -396,23 +404,24 @@ class _Reader:
     """Walks a document and records every error instead of stopping at the first."""
 
     def __init__(self) -> None:
-        self.errors: list[tuple[str, str]] = []
+        self.errors: list[tuple[str, Text]] = []
 
-    def error(self, path: str, message: str) -> None:
-        self.errors.append((path, message))
+    def error(self, path: str, message: str, **values: object) -> None:
+        """Record ``message`` (marked with N_; its ``%(name)s`` filled from ``values``)."""
+        self.errors.append((path, Text(message, values)))
 
     def obj(self, path: str, value: object, known: Sequence[str]) -> Mapping[str, Any] | None:
         if not isinstance(value, Mapping):
-            self.error(path, "must be an object")
+            self.error(path, N_("must be an object"))
             return None
         for key in value:
             if key not in known:
-                self.error(_join(path, str(key)), "unknown key")
+                self.error(_join(path, str(key)), N_("unknown key"))
         return value
 
     def required(self, path: str, mapping: Mapping[str, Any], key: str) -> Any:
         if key not in mapping:
-            self.error(_join(path, key), "is required")
+            self.error(_join(path, key), N_("is required"))
             return _ABSENT
         return mapping[key]
 
@@ -420,7 +429,7 @@ class _Reader:
         if value is _ABSENT:
             return None
         if not isinstance(value, list | tuple):
-            self.error(path, "must be a list")
+            self.error(path, N_("must be a list"))
             return None
         return value
 
@@ -428,14 +437,14 @@ class _Reader:
         if value is _ABSENT:
             return None
         if not _is_int(value):
-            self.error(path, "must be an integer")
+            self.error(path, N_("must be an integer"))
             return None
         assert isinstance(value, int)
         if value < lo or (hi is not None and value > hi):
-            self.error(
-                path,
-                f"must be between {lo} and {hi}" if hi is not None else f"must be at least {lo}",
-            )
+            if hi is not None:
+                self.error(path, N_("must be between %(low)s and %(high)s"), low=lo, high=hi)
+            else:
+                self.error(path, N_("must be at least %(low)s"), low=lo)
             return None
         return value
 
@@ -452,7 +461,7 @@ class _Reader:
 
     def boolean(self, path: str, value: object) -> bool | None:
         if not isinstance(value, bool):
-            self.error(path, "must be true or false")
+            self.error(path, N_("must be true or false"))
             return None
         return value
 
@@ -460,20 +469,20 @@ class _Reader:
         if value is _ABSENT:
             return None
         if not isinstance(value, str):
-            self.error(path, "must be a string")
+            self.error(path, N_("must be a string"))
             return None
         if not value.strip():
-            self.error(path, "must not be empty")
+            self.error(path, N_("must not be empty"))
             return None
         if len(value) > max_length:
-            self.error(path, f"must be at most {max_length} characters")
+            self.error(path, N_("must be at most %(most)s characters"), most=max_length)
             return None
         return value
 
     def category(self, path: str, value: object) -> str | None:
         name = self.text(path, value, CATEGORY_MAX)
         if name is not None and name != name.strip():
-            self.error(path, "must not start or end with spaces")
+            self.error(path, N_("must not start or end with spaces"))
             return None
         return name
 
@@ -481,12 +490,15 @@ class _Reader:
         if value is _ABSENT:
             return None
         if not isinstance(value, str):
-            self.error(path, "must be a string")
+            self.error(path, N_("must be a string"))
             return None
         if not KEY_PATTERN.fullmatch(value):
             self.error(
                 path,
-                "must be 1-40 characters of a-z, 0-9, '_' and '-', starting with a letter or digit",
+                N_(
+                    "must be 1-40 characters of a-z, 0-9, '_' and '-', starting with a letter or "
+                    "digit"
+                ),
             )
             return None
         return value
@@ -495,7 +507,8 @@ class _Reader:
         if value is _ABSENT:
             return None
         if not isinstance(value, str) or value not in choices:
-            self.error(path, "must be one of " + ", ".join(f"'{choice}'" for choice in choices))
+            listed = ", ".join(f"'{choice}'" for choice in choices)
+            self.error(path, N_("must be one of %(choices)s"), choices=listed)
             return None
         return value
 
@@ -508,7 +521,7 @@ class _Reader:
                 return date.fromisoformat(value)
             except ValueError:
                 pass
-        self.error(path, "must be a date as YYYY-MM-DD")
+        self.error(path, N_("must be a date as YYYY-MM-DD"))
         return None
 
     def unique_keys(self, path: str, keys: Sequence[str | None]) -> None:
@@ -517,7 +530,7 @@ class _Reader:
             if key is None:
                 continue
             if key in seen:
-                self.error(f"{path}[{index}].key", f"duplicate key '{key}'")
+                self.error(f"{path}[{index}].key", N_("duplicate key '%(key)s'"), key=key)
             seen.add(key)
 
 
@@ -544,7 +557,7 @@ def _holiday(r: _Reader, path: str, value: object) -> Holiday | None:
     end = r.iso_date(_join(path, "end"), r.required(path, m, "end"))
     multiplier = r.multiplier(_join(path, "multiplier"), r.required(path, m, "multiplier"))
     if start is not None and end is not None and end < start:
-        r.error(_join(path, "end"), "must not be before start")
+        r.error(_join(path, "end"), N_("must not be before start"))
     return Holiday(
         name=_or(name, ""),
         start=_or(start, date.min),
@@ -566,7 +579,7 @@ def _welcome(r: _Reader, path: str, value: object) -> WelcomeBonus | None:
 
 def _category_multipliers(r: _Reader, path: str, value: object) -> tuple[tuple[str, int], ...]:
     if not isinstance(value, Mapping):
-        r.error(path, "must be an object of category: multiplier")
+        r.error(path, N_("must be an object of category: multiplier"))
         return ()
     pairs: list[tuple[str, int]] = []
     for raw_name, raw_multiplier in value.items():
@@ -685,12 +698,16 @@ def _fixed(r: _Reader, path: str, value: object) -> FixedDiscount | None:
     if raw is not None:
         items = r.array(_join(path, "categories"), raw)
         if items is not None and not items:
-            r.error(_join(path, "categories"), "must not be empty (null means every category)")
+            r.error(_join(path, "categories"), N_("must not be empty (null means every category)"))
         names: list[str] = []
         for index, item in enumerate(items or ()):
             name = r.category(f"{path}.categories[{index}]", item)
             if name is not None and name in names:
-                r.error(f"{path}.categories[{index}]", f"duplicate category '{name}'")
+                r.error(
+                    f"{path}.categories[{index}]",
+                    N_("duplicate category '%(category)s'"),
+                    category=name,
+                )
             elif name is not None:
                 names.append(name)
         categories = tuple(names)
@@ -707,7 +724,7 @@ def _period(r: _Reader, path: str, value: object) -> CalendarPeriod | RollingDay
         assert m is not None
         days = r.integer(_join(path, "rolling_days"), r.required(path, m, "rolling_days"), 1, 3660)
         return RollingDays(_or(days, 1))
-    r.error(path, "must be 'calendar_month', 'calendar_year' or {\"rolling_days\": N}")
+    r.error(path, N_("must be 'calendar_month', 'calendar_year' or {\"rolling_days\": N}"))
     return "calendar_month"
 
 
@@ -719,7 +736,7 @@ def _progressive(r: _Reader, path: str, value: object) -> ProgressiveDiscount | 
     brackets: list[Bracket] = []
     raw_brackets = r.array(_join(path, "brackets"), r.required(path, m, "brackets"))
     if raw_brackets is not None and not raw_brackets:
-        r.error(_join(path, "brackets"), "must have at least one bracket")
+        r.error(_join(path, "brackets"), N_("must have at least one bracket"))
     previous: int | None = None
     last = len(raw_brackets or ()) - 1
     for index, item in enumerate(raw_brackets or ()):
@@ -732,12 +749,16 @@ def _progressive(r: _Reader, path: str, value: object) -> ProgressiveDiscount | 
         up_to = r.optional_integer(up_path, raw_up_to)
         rate = r.rate(_join(item_path, "rate"), r.required(item_path, bm, "rate"))
         if raw_up_to is None and index != last:
-            r.error(up_path, "only the last bracket may be open-ended (null)")
+            r.error(up_path, N_("only the last bracket may be open-ended (null)"))
         elif raw_up_to is not None and raw_up_to is not _ABSENT and index == last:
-            r.error(up_path, "the last bracket must be open-ended (null)")
+            r.error(up_path, N_("the last bracket must be open-ended (null)"))
         if up_to is not None:
             if previous is not None and up_to <= previous:
-                r.error(up_path, f"must be greater than the previous bracket's up_to ({previous})")
+                r.error(
+                    up_path,
+                    N_("must be greater than the previous bracket's up_to (%(previous)s)"),
+                    previous=previous,
+                )
             previous = up_to
         brackets.append(Bracket(up_to=up_to, rate=_or(rate, 0)))
     return ProgressiveDiscount(brackets=tuple(brackets), period=period)
@@ -748,7 +769,7 @@ def _discount(r: _Reader, path: str, value: object) -> Discount | None:
     if m is None:
         return None
     if len({"fixed", "progressive"} & set(m)) != 1:
-        r.error(path, "must have exactly one of 'fixed', 'progressive'")
+        r.error(path, N_("must have exactly one of 'fixed', 'progressive'"))
         return None
     if "fixed" in m:
         return _fixed(r, _join(path, "fixed"), m["fixed"])
@@ -775,7 +796,7 @@ def _tiers(r: _Reader, path: str, value: object) -> Tiers | None:
     levels_path = _join(path, "levels")
     raw_levels = r.array(levels_path, r.required(path, m, "levels"))
     if raw_levels is not None and not raw_levels:
-        r.error(levels_path, "must have at least one level")
+        r.error(levels_path, N_("must have at least one level"))
     previous: int | None = None
     for index, item in enumerate(raw_levels or ()):
         item_path = f"{levels_path}[{index}]"
@@ -791,11 +812,12 @@ def _tiers(r: _Reader, path: str, value: object) -> Tiers | None:
         discount = r.rate(_join(item_path, "discount"), _get(lm, "discount", 0))
         if threshold is not None:
             if index == 0 and threshold != 0:
-                r.error(threshold_path, "the first level's threshold must be 0")
+                r.error(threshold_path, N_("the first level's threshold must be 0"))
             elif previous is not None and threshold <= previous:
                 r.error(
                     threshold_path,
-                    f"must be greater than the previous level's threshold ({previous})",
+                    N_("must be greater than the previous level's threshold (%(previous)s)"),
+                    previous=previous,
                 )
             previous = threshold
         keys.append(key)
@@ -831,16 +853,16 @@ def _period_start(r: _Reader, path: str, value: object) -> date | None:
             pass
         else:
             if anchor.day > 28:
-                r.error(path, "day must be 1..28 so that every period starts on a real date")
+                r.error(path, N_("day must be 1..28 so that every period starts on a real date"))
                 return None
             return anchor
-    r.error(path, "must be a date as MM-DD or YYYY-MM-DD")
+    r.error(path, N_("must be a date as MM-DD or YYYY-MM-DD"))
     return None
 
 
 def _expiry(r: _Reader, path: str, value: object) -> Expiry:
     if not isinstance(value, Mapping):
-        r.error(path, "must be an object")
+        r.error(path, N_("must be an object"))
         return NoExpiry()
     mode = r.choice(
         _join(path, "mode"), r.required(path, value, "mode"), ("none", "lifetime", "period_end")
@@ -876,7 +898,7 @@ def _transfers(r: _Reader, path: str, value: object) -> Transfers | None:
     high = r.optional_integer(_join(path, "max_points"), _get(m, "max_points", None), lo=1)
     per_day = r.optional_integer(_join(path, "max_per_day"), _get(m, "max_per_day", None), lo=1)
     if low is not None and high is not None and high < low:
-        r.error(_join(path, "max_points"), "must be at least min_points")
+        r.error(_join(path, "max_points"), N_("must be at least min_points"))
     return Transfers(
         enabled=_or(enabled, True), min_points=_or(low, 1), max_points=high, max_per_day=per_day
     )
@@ -925,10 +947,10 @@ def parse_rules(data: Mapping[str, Any]) -> ProgramRules:
 
     timezone = r.text("timezone", _get(m, "timezone", "Europe/Moscow"))
     if timezone is not None and not _valid_timezone(timezone):
-        r.error("timezone", "must be an IANA time zone such as 'Europe/Moscow'")
+        r.error("timezone", N_("must be an IANA time zone such as 'Europe/Moscow'"))
     currency = _get(m, "currency", "RUB")
     if not isinstance(currency, str) or not CURRENCY_PATTERN.fullmatch(currency):
-        r.error("currency", "must be an ISO 4217 code: 3 capital letters")
+        r.error("currency", N_("must be an ISO 4217 code: 3 capital letters"))
 
     earning_raw = m.get("earning")
     earning = Earning() if earning_raw is None else _earning(r, "earning", earning_raw)
@@ -937,7 +959,8 @@ def parse_rules(data: Mapping[str, Any]) -> ProgramRules:
     cashback = _section(r, m, "cashback", _cashback)
     if cashback is not None and m.get("points_as_money") is None:
         r.error(
-            "cashback", "requires points_as_money (cashback is credited as points of that value)"
+            "cashback",
+            N_("requires points_as_money (cashback is credited as points of that value)"),
         )
     expiry_raw = m.get("expiry")
     discount_raw = m.get("discount")

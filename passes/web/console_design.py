@@ -68,7 +68,7 @@ def save_design(slug: str, user: StaffUser) -> BaseResponse:
         try:
             apply_program_document(db(), parse_program_document(draft))
         except ProgramDocumentError as exc:
-            errors = exc.errors
+            errors = _problems(exc)
         else:
             db().commit()  # the design bump puts every card's wallets in the outbox
             return redirect(url_for("console.design", slug=slug, saved="1"), 303)
@@ -88,7 +88,8 @@ def saved_preview(slug: str, wallet: str, user: StaffUser) -> BaseResponse:
 @staff_page(*CONSOLE_ROLES)
 def draft_preview(slug: str, wallet: str, user: StaffUser) -> BaseResponse:
     """The preview of the form as it stands (nothing is saved); 422 with the problems as JSON
-    when the draft is not a valid design."""
+    when the draft is not a valid design, said in the visitor's language (only this page's
+    script reads them: the programs API says them in English)."""
     render = PREVIEWS.get(wallet) or abort(404)
     draft, errors = _draft(user.program)
     document: ProgramDocument | None = None
@@ -96,17 +97,26 @@ def draft_preview(slug: str, wallet: str, user: StaffUser) -> BaseResponse:
         try:
             document = parse_program_document(draft)
         except ProgramDocumentError as exc:
-            errors = exc.errors
+            errors = _problems(exc)
     if document is None:
         problems = [{"field": path, "message": message} for path, message in errors]
-        return Response(json.dumps({"errors": problems}), 422, mimetype="application/json")
+        answer = Response(json.dumps({"errors": problems}), 422, mimetype="application/json")
+        answer.vary.update(("Accept-Language", "Cookie"))  # the messages' language
+        return answer
     image = render(sample_card_view(branding_of_document(document)))
     return Response(image, mimetype="image/png")
 
 
+def _problems(exc: ProgramDocumentError) -> list[tuple[str, str]]:
+    """The document's problems as (field path, message), the messages in the visitor's language
+    (the paths are the document's JSON paths, the same in every language)."""
+    return [(path, translate(text)) for path, text in exc.problems]
+
+
 def _draft(program: Program) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The program document the form describes: the saved one with the form's changes. Uploads
-    are re-encoded here (only their pixels are kept); problems come back as (path, message)."""
+    are re-encoded here (only their pixels are kept); problems come back as (path, message), the
+    message in the visitor's language."""
     form = request.form
     errors: list[tuple[str, str]] = []
     document = export_program(program)

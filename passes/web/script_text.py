@@ -67,6 +67,7 @@ DESIGNER_TEXT: tuple[str, ...] = (
     N_("The preview shows the last valid design."),
     N_("Preview of a sample member's card (not saved yet)."),
     N_("The preview could not be updated: {error}"),
+    N_("design"),  # a problem of the whole design rather than of one field
 )
 
 

@@ -42,7 +42,7 @@
     problems.replaceChildren(
       ...list.map((problem) => {
         const item = document.createElement("li");
-        item.textContent = (problem.field || "design") + ": " + problem.message;
+        item.textContent = (problem.field || t("design")) + ": " + problem.message;
         return item;
       })
     );

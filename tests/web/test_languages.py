@@ -536,3 +536,89 @@ def test_the_scanner_sign_in_says_why_a_key_is_refused_in_the_visitor_s_language
         assert api.json["detail"] == detail
     with pytest.raises(KeyRejected, match=r"^the API key is malformed"):
         split_token("lp__")
+
+
+def test_the_designer_says_a_document_s_problems_in_the_visitor_s_language(
+    client: FlaskClient, staff: Staff, db_session: Session
+) -> None:
+    """The program document's and the rules' checks: translated on the designer's page and in its
+    preview's problems (read only by its script), by the same field paths; the programs API and
+    the exceptions keep the English."""
+    import html
+    import json
+    import re
+
+    from passes.accounts.api_keys import issue_key
+    from passes.loyalty.program_document import ProgramDocumentError, parse_program_document
+    from passes.loyalty.rules import RulesError, parse_rules
+
+    sign_in(client, staff.admin.email)
+    base = f"/console/{staff.program.slug}/design"
+    page = client.get(base).get_data(as_text=True)
+    form = {
+        name: html.unescape(value)
+        for name, value in re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page)
+        if not name.startswith("remove_")
+    }
+    form["rules"] = json.dumps({"earning": {"points": -1}, "currency": "rub"})
+    form["store_0_latitude"] = "north"
+    form["name"] = ""
+
+    def save(language: str) -> str:
+        refused = client.post(base, data=form, headers={"Accept-Language": language})
+        assert refused.status_code == 422
+        return refused.get_data(as_text=True)
+
+    russian = save("ru")
+    for problem in (
+        "<code>name</code>: не может быть пустым</li>",
+        "<code>stores[0].latitude</code>: должно быть числом</li>",
+        "<code>rules.currency</code>: должно быть кодом ISO 4217: три заглавные латинские буквы",
+        "<code>rules.earning.points</code>: должно быть не меньше 0</li>",
+    ):
+        assert problem in russian, problem
+    assert "must be" not in russian
+    english = save("en")
+    assert "<code>rules.earning.points</code>: must be at least 0</li>" in english
+    assert "<code>stores[0].latitude</code>: must be a number</li>" in english
+
+    preview = client.post(f"{base}/preview/apple.png", data=form, headers={"Accept-Language": "ru"})
+    assert preview.status_code == 422 and "Accept-Language" in preview.headers["Vary"]
+    problems = preview.get_json()["errors"]
+    assert {"field": "rules.earning.points", "message": "должно быть не меньше 0"} in problems
+    assert {"field": "name", "message": "не может быть пустым"} in problems
+    in_english = client.post(f"{base}/preview/apple.png", data=form).get_json()["errors"]
+    assert {"field": "rules.earning.points", "message": "must be at least 0"} in in_english
+
+    admin = issue_key(db_session, staff.program, role="admin", name="api").token
+    db_session.commit()
+    headers = {"Authorization": f"Bearer {admin}", "Accept-Language": "ru"}
+    path = f"/api/v1/programs/{staff.program.slug}"
+    document = client.get(path, headers=headers).get_json()
+    document["rules"]["earning"]["points"] = -1
+    api = client.put(path, json=document, headers=headers)
+    assert api.status_code == 422 and api.json is not None
+    assert api.json["detail"] == "rules.earning.points: must be at least 0"
+    assert api.json["errors"] == [{"path": "rules.earning.points", "message": "must be at least 0"}]
+
+    with pytest.raises(RulesError) as rules:
+        parse_rules({"earning": {"points": -1}, "tiers": {"levels": [{"key": "a!"}]}})
+    assert rules.value.errors == [
+        ("earning.points", "must be at least 0"),
+        (
+            "tiers.levels[0].key",
+            "must be 1-40 characters of a-z, 0-9, '_' and '-', starting with a letter or digit",
+        ),
+        ("tiers.levels[0].name", "is required"),
+        ("tiers.levels[0].threshold", "is required"),
+    ]
+    assert str(rules.value).startswith("invalid loyalty rules: earning.points: must be at least 0;")
+    with pytest.raises(ProgramDocumentError) as document_error:
+        parse_program_document({**document, "stores": [{"name": "A"}, {"name": "A"}]})
+    assert document_error.value.errors == [
+        ("stores[1].name", "'A' appears twice"),
+        ("rules.earning.points", "must be at least 0"),
+    ]
+    assert str(document_error.value) == (
+        "stores[1].name: 'A' appears twice; rules.earning.points: must be at least 0"
+    )
