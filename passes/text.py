@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from babel.support import NullTranslations, Translations
+
+#: The compiled catalogues (``<lang>/LC_MESSAGES/messages.mo``), shared with Flask-Babel.
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
 def N_(text: str) -> str:
@@ -28,3 +35,23 @@ class Text:
         if not self.values:
             return self.message
         return self.message % {name: str(value) for name, value in self.values.items()}
+
+
+@lru_cache(maxsize=8)
+def _catalogue(language: str) -> NullTranslations:
+    return Translations.load(str(TRANSLATIONS), [language])
+
+
+def in_language(text: Text | str, language: str | None) -> str:
+    """``text`` in ``language`` (None: English), straight from the catalogues: for what the
+    domain writes for one person outside any request, e.g. a scheduled job's notice on a card.
+    A message the catalogue lacks stays English."""
+    catalogue = _catalogue(language or "en")
+    if isinstance(text, str):
+        return catalogue.gettext(text)
+    values = {
+        name: in_language(value, language) if isinstance(value, Text) else value
+        for name, value in text.values.items()
+    }
+    translated = catalogue.gettext(text.message)
+    return translated % values if values else translated

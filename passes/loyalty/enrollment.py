@@ -33,6 +33,7 @@ class Applicant:
     email: str
     phone: str | None
     birthday: date | None
+    language: str | None = None  # of the page they joined on
 
 
 @dataclass
@@ -179,6 +180,7 @@ def _issue_card(
         email_key=email_key(applicant.email),
         phone=applicant.phone,
         birthday=applicant.birthday,
+        language=applicant.language,
         consent_at=now,
         created_at=now,
     )

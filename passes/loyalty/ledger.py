@@ -19,6 +19,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from sqlalchemy import Connection, and_, extract, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -56,6 +57,7 @@ from passes.loyalty.models import (
     RewardStock,
 )
 from passes.loyalty.rules import ProgramRules, ProgressiveDiscount, parse_rules_document
+from passes.text import N_, Text, in_language
 
 # Larger amounts are typing errors, not purchases (100 million in major units).
 MAX_AMOUNT = 10_000_000_000
@@ -989,8 +991,19 @@ def expiry_notice(session: Session, card: Card, *, now: datetime | None = None) 
         return None
     # Lots end at the first instant of a day: the day before is the last to use them.
     day = local_date(rules_of(card.program), first - timedelta(microseconds=1))
-    label = card.program.points_label
-    return f"{points} {label} expire at the end of {day.day} {day:%b %Y}"
+    language = card.member.language or "en"
+    notice = Text(
+        _EXPIRY_NOTICE,
+        {
+            "points": points,
+            "label": card.program.points_label,
+            "day": format_date(day, "d MMM y", locale=language),
+        },
+    )
+    return in_language(notice, language)  # the words of the page the member joined on
+
+
+_EXPIRY_NOTICE = N_("%(points)s %(label)s expire at the end of %(day)s")
 
 
 def birthday_gift_candidates(

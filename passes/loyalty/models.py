@@ -114,6 +114,9 @@ class Member(Base):
     birthday: Mapped[date | None] = mapped_column(Date)
     consent_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The language of the join page they used ("en", "ru"): what the card says to them in words
+    # of ours (the expiry notice). None: joined elsewhere (import, API); English.
+    language: Mapped[str | None] = mapped_column(String(8))
 
     card: Mapped[Card] = relationship(back_populates="member", uselist=False)
 

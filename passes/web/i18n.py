@@ -5,18 +5,16 @@ suite checks they agree)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, redirect, request
 from flask_babel import Babel, get_locale, gettext
 from werkzeug.wrappers import Response as BaseResponse
 
-from passes.text import Text
+from passes.text import TRANSLATIONS, Text
 
 LANGUAGES = ("en", "ru")
 COOKIE = "lang"
-TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 
 languages = Blueprint("languages", __name__)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from functools import lru_cache
 
@@ -19,7 +20,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -96,6 +97,7 @@ def join(slug: str) -> BaseResponse | tuple[str, int]:
         return _render_join(program, values, exc.errors, 422)
 
     session = db()
+    applicant = replace(applicant, language=str(get_locale()))
     enrollment = enroll(session, program, applicant, barcode_key=app_state().barcode_key)
     if enrollment.created:
         session.commit()
@@ -122,9 +124,13 @@ def _resend_card_link(card: Card, program: Program) -> tuple[str, int]:
     try:
         delivered = app_state().mailer.send(
             card.member.email,
-            f"Your {program.name} card",
-            f"Here is the link to your {program.name} loyalty card:\n\n{card_url(card)}\n\n"
-            "Open it on your phone to add the card to your wallet.",
+            gettext("Your %(program)s card", program=program.name),
+            gettext(
+                "Here is the link to your %(program)s loyalty card:\n\n%(link)s\n\n"
+                "Open it on your phone to add the card to your wallet.",
+                program=program.name,
+                link=card_url(card),
+            ),
         )
     except (smtplib.SMTPException, OSError):
         log.exception("could not send the card link of card %s", card.id)

@@ -83,6 +83,39 @@ def test_an_expiry_warning_stays_true_until_the_points_expire(db_session: Sessio
     assert notice_on(card) is None
 
 
+def test_the_notice_speaks_the_language_the_member_joined_in(db_session: Session) -> None:
+    """The notice is written by a scheduled job for one member: in the words of the page they
+    joined on, the date as their language writes it; the shop's points label as the shop wrote
+    it. Apple's label ("Points expiring") comes translated by the device itself; Google's
+    message carries its Russian header beside the English."""
+    from passes.wallet.google.objects import loyalty_object
+
+    program = make_program(db_session, rules=EXPIRING, points_label="Зёрна")
+    russian, unknown = make_card(db_session, program), make_card(db_session, program)
+    russian.member.language = "ru"  # joined on the Russian page; the other was imported
+    now = utcnow()
+    for card in (russian, unknown):
+        buy(db_session, card, 12_000, now - timedelta(days=28))
+    db_session.commit()
+    assert ledger.warn_expiring(db_session, now=now) == 2
+    db_session.commit()
+    lot = db_session.scalar(select(PointLot).where(PointLot.card_id == russian.id))
+    assert lot is not None and lot.expires_at is not None
+    day = ledger.local_date(ledger.rules_of(program), lot.expires_at - timedelta(microseconds=1))
+    months = ["янв", "фев", "мар", "апр", "мая", "июн", "июл", "авг", "сен", "окт", "ноя", "дек"]
+    said = notice_on(russian)
+    assert said is not None and said.startswith("Зёрна: 120 сгорят в конце дня ")
+    assert f"{day.day} {months[day.month - 1]}" in said and str(day.year) in said
+    assert (
+        notice_on(unknown) == f"120 Зёрна expire at the end of {last_day(program, lot.expires_at)}"
+    )
+    (message,) = loyalty_object(card_view(russian), issuer_id="1")["messages"]
+    assert (message["header"], message["body"]) == (EXPIRY_NOTICE_TITLE, said)
+    assert message["localizedHeader"]["translatedValues"] == [
+        {"language": "ru", "value": "Баллы сгорают"}
+    ]
+
+
 def birthday_card(session: Session, program: object, born: date) -> Card:
     card = make_card(session, program)  # type: ignore[arg-type]
     card.member.birthday = born

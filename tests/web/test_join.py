@@ -164,6 +164,39 @@ def test_joining_twice_never_duplicates_and_mails_the_existing_link(
     assert len(inbox.envelopes) == 1
 
 
+def test_the_member_is_addressed_in_the_language_of_the_page_they_used(
+    app: Flask, client: FlaskClient, program: Program, db_session: Session, smtp: tuple[int, Inbox]
+) -> None:
+    """The join page's language is kept with the member (for what their card will say later),
+    and the link mailed to someone joining again is written in the page's language."""
+    import email
+    from email.message import EmailMessage
+    from email.policy import default
+
+    port, inbox = smtp
+    use_mailer(app, port)
+    client.set_cookie("lang", "ru")
+    token, again = join_twice(client, program)
+    assert again.status_code == 200
+    member = db_session.scalars(select(Member)).one()
+    assert member.language == "ru"
+    [envelope] = inbox.envelopes
+    message = email.message_from_bytes(envelope.content, policy=default)  # type: ignore[arg-type]
+    assert isinstance(message, EmailMessage)
+    assert message["Subject"] == f"Ваша карта {program.name}"
+    body = message.get_content()
+    assert body.startswith(f"Вот ссылка на вашу карту лояльности {program.name}:")
+    assert f"https://loyalpass.test/c/{token}" in body
+
+    client.set_cookie("lang", "en")
+    english = client.post(
+        f"/p/{program.slug}/join", data=form(client, program, email="boris@example.com")
+    )
+    assert english.status_code == 303
+    boris = db_session.scalars(select(Member).where(Member.email == "boris@example.com")).one()
+    assert boris.language == "en"
+
+
 def test_failed_mail_is_reported_and_can_be_retried(
     app: Flask, client: FlaskClient, program: Program, db_session: Session, smtp: tuple[int, Inbox]
 ) -> None:

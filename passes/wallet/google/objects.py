@@ -132,6 +132,18 @@ def loyalty_class(
     return body
 
 
+def _message(offer: Offer, language: str) -> dict[str, Any]:
+    """An offer (or a notice of ours) as a message; a title of ours comes translated."""
+    message: dict[str, Any] = {
+        "id": f"offer-{_suffix(offer.key)}",
+        "header": offer.title,
+        "body": offer.text,
+    }
+    if offer.title in RUSSIAN:  # e.g. "Points expiring"; a shop's own titles stay as written
+        message["localizedHeader"] = _localized(offer.title, language)
+    return message
+
+
 def loyalty_object(
     view: CardView,
     *,
@@ -155,10 +167,7 @@ def loyalty_object(
             "value": view.barcode_payload,
             "alternateText": view.display_number,
         },
-        "messages": [
-            {"id": f"offer-{_suffix(offer.key)}", "header": offer.title, "body": offer.text}
-            for offer in view.offers
-        ],
+        "messages": [_message(offer, language) for offer in view.offers],
     }
     pictures = [offer for offer in view.offers if offer.has_image]
     if offer_image is not None and pictures:
