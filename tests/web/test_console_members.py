@@ -57,6 +57,11 @@ def test_search_and_the_member_page(client: FlaskClient, staff: Staff, db_sessio
     page = client.get(f"{base}/{card.number}").get_data(as_text=True)
     assert "Ирина Петрова" in page and "irina@example.com" in page
     assert f'id="balance">{card.points_balance}<' in page and "In no Apple Wallet." in page
+    assert "<dt>Language</dt><dd>—</dd>" in page  # joined without a page (here: a factory)
+    card.member.language = "ru"
+    db_session.commit()
+    page = client.get(f"{base}/{card.number}").get_data(as_text=True)
+    assert "<dt>Language</dt><dd>Русский</dd>" in page
 
 
 def test_an_adjustment_needs_a_reason_and_is_audited(
