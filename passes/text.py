@@ -4,7 +4,8 @@ The domain has no Flask, so it cannot translate; it marks the messages it return
 :func:`N_` so that ``pybabel extract -k N_`` puts them in the catalogues, and the web layer
 translates them when it shows them (``gettext(message)`` in views, ``_(message)`` in
 templates). A message with values in it is a :class:`Text`: its ``%(name)s`` placeholders are
-filled after translation (``passes.web.i18n.translate``), and ``str()`` gives the English."""
+filled after translation (:func:`in_language`, which ``passes.web.i18n.translate`` calls with
+the visitor's language), and ``str()`` gives the English."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def in_language(text: Text | str, language: str | None) -> str:
     A message the catalogue lacks stays English."""
     catalogue = _catalogue(language or "en")
     if isinstance(text, str):
-        return catalogue.gettext(text)
+        return catalogue.gettext(text) if text else text  # "" would be the catalogue's header
     values = {
         name: in_language(value, language) if isinstance(value, Text) else value
         for name, value in text.values.items()

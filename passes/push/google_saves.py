@@ -4,8 +4,8 @@ Google delivers each callback at least once, in no promised order. A nonce seen 
 duplicate; a callback older (by its expiry stamp) than the one already applied is stale. Only a
 change of state queues a ``card.installed`` / ``card.removed`` webhook, in the same transaction.
 A card deleted from Google Wallet is no longer kept current there (see
-:func:`passes.push.google_sender.forget_cards_without_objects`); asking for the save link again
-brings its object up to date before the member saves it.
+:func:`passes.push.google_sender.forget_cards_without_objects`); saving it again queues it, and
+asking for the save link again brings its object up to date before the member saves it.
 """
 
 from __future__ import annotations

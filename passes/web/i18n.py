@@ -8,10 +8,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, redirect, request
-from flask_babel import Babel, get_locale, gettext
+from flask_babel import Babel, get_locale
 from werkzeug.wrappers import Response as BaseResponse
 
-from passes.text import TRANSLATIONS, Text
+from passes.text import TRANSLATIONS, Text, in_language
 
 LANGUAGES = ("en", "ru")
 COOKIE = "lang"
@@ -48,13 +48,7 @@ def choose(code: str) -> BaseResponse:
 def translate(text: Text | str) -> str:
     """A message of the domain (marked with ``N_``, or a :class:`Text` with its values) in the
     visitor's language; a message not in the catalogues stays as it is."""
-    if isinstance(text, Text):
-        values = {
-            name: translate(value) if isinstance(value, Text) else value
-            for name, value in text.values.items()
-        }
-        return str(gettext(text.message, **values))
-    return gettext(text) if text else text
+    return in_language(text, str(get_locale()))
 
 
 def register_i18n(app: Flask) -> None:
